@@ -4,6 +4,9 @@
 //!   subkeys.
 //! - [`jwt`]: strict HS256 JWT issue and verify, interoperable with PyJWT.
 //! - [`clock`]: time as a parameter.
+//! - [`user`], [`password`]: accounts, argon2id on a bounded pool.
+//! - [`session`], [`refresh`]: server-side sessions and refresh-token families.
+//! - [`store`]: the storage traits; [`memory`] implements them in process.
 //!
 //! No HTTP and no database driver live here: the web and storage crates depend on this
 //! one, never the reverse.
@@ -11,6 +14,14 @@
 
 mod b64;
 pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod jwt;
 pub mod keys;
+pub mod memory;
+pub mod password;
 pub mod random;
+pub mod refresh;
+pub mod session;
+pub mod store;
+pub mod user;

@@ -1,0 +1,497 @@
+//! The store conformance suite: written once, run against every implementation.
+//!
+//! Each check is an async function over a store; the macros [`user_store_tests!`] and
+//! [`ephemeral_store_tests!`] turn them into one `#[tokio::test]` each for a store made by
+//! a factory expression. Checks use random names and ids, so stores that share a server
+//! (PostgreSQL, Redis) can run them in parallel without cleaning up.
+//!
+//! [`user_store_tests!`]: crate::user_store_tests
+//! [`ephemeral_store_tests!`]: crate::ephemeral_store_tests
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use crate::clock::UnixTime;
+use crate::password::PasswordHash;
+use crate::refresh::{RefreshFamily, RefreshHash, RefreshPolicy, RotateOutcome};
+use crate::session::{SessionPolicy, SessionRecord, SessionToken};
+use crate::store::{
+    RefreshStore, RevocationStore, SessionStore, StoreError, ThrottleStore, UserStore,
+};
+use crate::user::{NewUser, Role, UserId, Username};
+
+const T0: UnixTime = UnixTime(1_800_000_000);
+
+fn random_user_id() -> UserId {
+    let b = crate::random::bytes::<8>();
+    UserId(i64::from_le_bytes(b).rem_euclid(1 << 52) + 1_000_000)
+}
+
+fn random_name(prefix: &str) -> Username {
+    let id = crate::random::token_id().replace(['-', '_'], "x");
+    Username::parse(&format!("{prefix}{}", &id[..12])).unwrap()
+}
+
+fn hash(tag: &str) -> PasswordHash {
+    PasswordHash::from_phc(format!("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ${tag}"))
+}
+
+fn session(user: UserId, now: UnixTime, policy: &SessionPolicy) -> SessionRecord {
+    let mut r = SessionRecord::new(
+        &SessionToken::generate(),
+        user,
+        Username::parse("someone").unwrap(),
+        Role::user(),
+        policy,
+        now,
+    );
+    r.user_agent = "conformance/1.0 (ünïcödé)".into();
+    r.ip = "127.0.0.1".into();
+    r
+}
+
+fn refresh_hash() -> RefreshHash {
+    RefreshHash::from_stored(crate::random::opaque_token())
+}
+
+/// Users: create, find by name and id, conflict on a taken name, update, delete.
+pub async fn users_crud<S: UserStore>(s: &S) {
+    let name = random_name("u");
+    let created = s
+        .create_user(NewUser {
+            username: name.clone(),
+            role: Role::user(),
+            password_hash: hash("a"),
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.username, name);
+    assert_eq!(created.created_at, T0);
+    let by_name = s.user_by_name(name.as_str()).await.unwrap().unwrap();
+    assert_eq!(by_name, created);
+    assert_eq!(s.user_by_id(created.id).await.unwrap().unwrap(), created);
+    assert!(s.user_by_name(&format!("{name}x")).await.unwrap().is_none());
+
+    let again = s
+        .create_user(NewUser {
+            username: name.clone(),
+            role: Role::admin(),
+            password_hash: hash("b"),
+            created_at: T0,
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
+
+    assert!(
+        s.list_users()
+            .await
+            .unwrap()
+            .iter()
+            .any(|u| u.id == created.id)
+    );
+    assert!(s.set_password_hash(created.id, &hash("c")).await.unwrap());
+    assert!(s.set_role(created.id, &Role::admin()).await.unwrap());
+    let updated = s.user_by_id(created.id).await.unwrap().unwrap();
+    assert_eq!(updated.password_hash, hash("c"));
+    assert_eq!(updated.role, Role::admin());
+
+    assert!(s.delete_user(created.id).await.unwrap());
+    assert!(!s.delete_user(created.id).await.unwrap());
+    assert!(s.user_by_id(created.id).await.unwrap().is_none());
+    assert!(s.user_by_name(name.as_str()).await.unwrap().is_none());
+    assert!(!s.set_role(created.id, &Role::user()).await.unwrap());
+    assert!(!s.set_password_hash(created.id, &hash("d")).await.unwrap());
+    s.ping().await.unwrap();
+}
+
+/// Two concurrent creates of one name: exactly one wins.
+pub async fn users_concurrent_create<S: UserStore>(s: &S) {
+    let name = random_name("race");
+    let make = || NewUser {
+        username: name.clone(),
+        role: Role::user(),
+        password_hash: hash("a"),
+        created_at: T0,
+    };
+    let (a, b) = tokio::join!(s.create_user(make()), s.create_user(make()));
+    assert_eq!(u8::from(a.is_ok()) + u8::from(b.is_ok()), 1, "{a:?} {b:?}");
+    assert!(matches!(a.err().or(b.err()), Some(StoreError::Conflict)));
+}
+
+/// Sessions: create, load, conflict on the same key, delete, replayed key refused.
+pub async fn sessions_crud<S: SessionStore>(s: &S) {
+    let policy = SessionPolicy::default();
+    let user = random_user_id();
+    let r = session(user, T0, &policy);
+    s.create_session(&r).await.unwrap();
+    assert_eq!(s.load_session(&r.key, T0).await.unwrap(), Some(r.clone()));
+    assert!(matches!(
+        s.create_session(&r).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(s.delete_session(&r.key).await.unwrap());
+    assert!(!s.delete_session(&r.key).await.unwrap());
+    assert_eq!(s.load_session(&r.key, T0).await.unwrap(), None);
+    s.ping_sessions().await.unwrap();
+}
+
+/// Two concurrent creates with one key: exactly one wins.
+pub async fn sessions_concurrent_create<S: SessionStore>(s: &S) {
+    let r = session(random_user_id(), T0, &SessionPolicy::default());
+    let (a, b) = tokio::join!(s.create_session(&r), s.create_session(&r));
+    assert_eq!(u8::from(a.is_ok()) + u8::from(b.is_ok()), 1, "{a:?} {b:?}");
+    assert_eq!(s.list_user_sessions(r.user_id, T0).await.unwrap().len(), 1);
+}
+
+/// Idle and absolute deadlines are enforced on load, touch moves the idle deadline but
+/// never past the absolute one.
+pub async fn sessions_expiry<S: SessionStore>(s: &S) {
+    let policy = SessionPolicy {
+        idle_secs: 100,
+        absolute_secs: 250,
+        touch_every_secs: 60,
+    };
+    let r = session(random_user_id(), T0, &policy);
+    s.create_session(&r).await.unwrap();
+    assert!(
+        s.load_session(&r.key, T0.add_secs(99))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.load_session(&r.key, T0.add_secs(100))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Touched at +90: idle moves to +190.
+    assert!(
+        s.touch_session(&r.key, T0.add_secs(90), T0.add_secs(190))
+            .await
+            .unwrap()
+    );
+    let loaded = s
+        .load_session(&r.key, T0.add_secs(150))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.last_seen, T0.add_secs(90));
+    assert_eq!(loaded.idle_deadline, T0.add_secs(190));
+    // A touch asking past the absolute deadline is clamped to it.
+    assert!(
+        s.touch_session(&r.key, T0.add_secs(180), T0.add_secs(280))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.load_session(&r.key, T0.add_secs(249))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.load_session(&r.key, T0.add_secs(250))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let gone = session(random_user_id(), T0, &policy);
+    assert!(
+        !s.touch_session(&gone.key, T0, T0.add_secs(10))
+            .await
+            .unwrap()
+    );
+}
+
+/// The per-user index: list (newest first, live only), revoke one, revoke all; other
+/// users untouched; sweep removes only expired sessions.
+pub async fn sessions_user_index<S: SessionStore>(s: &S) {
+    let policy = SessionPolicy::default();
+    let (alice, bob) = (random_user_id(), random_user_id());
+    let a1 = session(alice, T0, &policy);
+    let a2 = session(alice, T0.add_secs(10), &policy);
+    let a3 = session(alice, T0.add_secs(20), &policy);
+    let b1 = session(bob, T0, &policy);
+    for r in [&a1, &a2, &a3, &b1] {
+        s.create_session(r).await.unwrap();
+    }
+    let listed: Vec<_> = s
+        .list_user_sessions(alice, T0.add_secs(30))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(listed, vec![a3.key.clone(), a2.key.clone(), a1.key.clone()]);
+    assert!(s.delete_session(&a2.key).await.unwrap());
+    assert_eq!(
+        s.list_user_sessions(alice, T0.add_secs(30))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(s.delete_user_sessions(alice).await.unwrap(), 2);
+    assert!(
+        s.list_user_sessions(alice, T0.add_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.load_session(&a1.key, T0.add_secs(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.delete_user_sessions(alice).await.unwrap(), 0);
+    assert_eq!(s.list_user_sessions(bob, T0).await.unwrap().len(), 1);
+
+    // Expired sessions are not listed, and sweep removes them.
+    let late = T0.add_secs(policy.absolute_secs + 1);
+    assert!(s.list_user_sessions(bob, late).await.unwrap().is_empty());
+    assert!(s.sweep_sessions(late).await.unwrap() >= 1);
+    assert!(s.load_session(&b1.key, T0).await.unwrap().is_none());
+}
+
+/// Revoke-all racing a login: afterwards the index and the records agree, and a session
+/// created before revoke-all started is gone.
+pub async fn sessions_revoke_all_races_login<S: SessionStore>(s: &S) {
+    let policy = SessionPolicy::default();
+    let user = random_user_id();
+    let before = session(user, T0, &policy);
+    s.create_session(&before).await.unwrap();
+    let racing = session(user, T0.add_secs(1), &policy);
+    let (created, revoked) = tokio::join!(s.create_session(&racing), s.delete_user_sessions(user));
+    created.unwrap();
+    assert!(revoked.unwrap() >= 1);
+    assert!(s.load_session(&before.key, T0).await.unwrap().is_none());
+    let listed = s.list_user_sessions(user, T0.add_secs(2)).await.unwrap();
+    let loaded = s.load_session(&racing.key, T0.add_secs(2)).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|r| &r.key).collect::<Vec<_>>(),
+        loaded.iter().map(|r| &r.key).collect::<Vec<_>>(),
+        "the index and the records disagree"
+    );
+}
+
+/// Refresh families: rotation, reuse detection revokes the family, ended families.
+pub async fn refresh_rotation_and_reuse<S: RefreshStore>(s: &S) {
+    let policy = RefreshPolicy {
+        idle_secs: 100,
+        absolute_secs: 1000,
+    };
+    let user = random_user_id();
+    let family = RefreshFamily::new(user, &policy, T0);
+    let (t1, t2, t3) = (refresh_hash(), refresh_hash(), refresh_hash());
+    s.create_family(&family, &t1).await.unwrap();
+    assert!(matches!(
+        s.create_family(&family, &refresh_hash()).await,
+        Err(StoreError::Conflict)
+    ));
+
+    // Presented by the second candidate hash (as after a key rotation).
+    let out = s
+        .rotate(
+            &[refresh_hash(), t1.clone()],
+            &t2,
+            policy.idle_secs,
+            T0.add_secs(50),
+        )
+        .await
+        .unwrap();
+    let RotateOutcome::Rotated { family: moved } = out else {
+        panic!("expected Rotated, got {out:?}")
+    };
+    assert_eq!(moved.id, family.id);
+    assert_eq!(moved.user_id, user);
+    assert_eq!(moved.idle_deadline, T0.add_secs(150));
+
+    // The retired token again: the family is revoked, its live token too.
+    let out = s
+        .rotate(&[t1.clone()], &t3, policy.idle_secs, T0.add_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Reused { user_id: user });
+    let out = s
+        .rotate(&[t2.clone()], &t3, policy.idle_secs, T0.add_secs(61))
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Invalid);
+
+    // Unknown tokens are invalid.
+    let out = s
+        .rotate(&[refresh_hash()], &refresh_hash(), 100, T0)
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Invalid);
+}
+
+/// Idle and absolute family lifetimes.
+pub async fn refresh_expiry<S: RefreshStore>(s: &S) {
+    let policy = RefreshPolicy {
+        idle_secs: 100,
+        absolute_secs: 250,
+    };
+    let family = RefreshFamily::new(random_user_id(), &policy, T0);
+    let t1 = refresh_hash();
+    s.create_family(&family, &t1).await.unwrap();
+    let out = s
+        .rotate(&[t1.clone()], &refresh_hash(), 100, T0.add_secs(100))
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Invalid, "idle deadline passed");
+
+    let family = RefreshFamily::new(random_user_id(), &policy, T0);
+    let mut token = refresh_hash();
+    s.create_family(&family, &token).await.unwrap();
+    for at in [90, 180] {
+        let next = refresh_hash();
+        let out = s
+            .rotate(&[token], &next, 100, T0.add_secs(at))
+            .await
+            .unwrap();
+        assert!(matches!(out, RotateOutcome::Rotated { .. }), "{out:?}");
+        token = next;
+    }
+    let out = s
+        .rotate(&[token], &refresh_hash(), 100, T0.add_secs(250))
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Invalid, "absolute deadline passed");
+}
+
+/// Two concurrent refreshes of one token: exactly one is `Rotated`.
+pub async fn refresh_concurrent_rotate<S: RefreshStore>(s: &S) {
+    let policy = RefreshPolicy::default();
+    let family = RefreshFamily::new(random_user_id(), &policy, T0);
+    let t1 = refresh_hash();
+    s.create_family(&family, &t1).await.unwrap();
+    let (na, nb) = (refresh_hash(), refresh_hash());
+    let (a, b) = tokio::join!(
+        s.rotate(std::slice::from_ref(&t1), &na, 100, T0),
+        s.rotate(std::slice::from_ref(&t1), &nb, 100, T0)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let rotated = [&a, &b]
+        .iter()
+        .filter(|o| matches!(o, RotateOutcome::Rotated { .. }))
+        .count();
+    assert_eq!(rotated, 1, "{a:?} {b:?}");
+}
+
+/// Revocation by token (RFC 7009), by family, by user; sweep.
+pub async fn refresh_revocation<S: RefreshStore>(s: &S) {
+    let policy = RefreshPolicy::default();
+    let user = random_user_id();
+    let f1 = RefreshFamily::new(user, &policy, T0);
+    let f2 = RefreshFamily::new(user, &policy, T0);
+    let f3 = RefreshFamily::new(user, &policy, T0);
+    let (t1, t2, t3) = (refresh_hash(), refresh_hash(), refresh_hash());
+    s.create_family(&f1, &t1).await.unwrap();
+    s.create_family(&f2, &t2).await.unwrap();
+    s.create_family(&f3, &t3).await.unwrap();
+    assert!(s.revoke_by_token(std::slice::from_ref(&t1)).await.unwrap());
+    assert!(!s.revoke_by_token(&[refresh_hash()]).await.unwrap());
+    let out = s.rotate(&[t1], &refresh_hash(), 100, T0).await.unwrap();
+    assert_eq!(out, RotateOutcome::Invalid);
+    assert!(s.revoke_family(&f2.id).await.unwrap());
+    assert_eq!(s.revoke_user_families(user).await.unwrap(), 1);
+    let out = s.rotate(&[t3], &refresh_hash(), 100, T0).await.unwrap();
+    assert_eq!(out, RotateOutcome::Invalid);
+    assert!(s.sweep_families(T0).await.unwrap() >= 3);
+}
+
+/// The `jti` denylist and issued-before marks.
+pub async fn revocation<S: RevocationStore>(s: &S) {
+    let jti = crate::random::token_id();
+    assert!(!s.is_jti_denied(&jti, T0).await.unwrap());
+    s.deny_jti(&jti, T0.add_secs(60)).await.unwrap();
+    assert!(s.is_jti_denied(&jti, T0).await.unwrap());
+    assert!(s.is_jti_denied(&jti, T0.add_secs(59)).await.unwrap());
+    assert!(!s.is_jti_denied(&jti, T0.add_secs(60)).await.unwrap());
+
+    let user = random_user_id();
+    assert_eq!(s.issued_before(user).await.unwrap(), None);
+    s.revoke_issued_before(user, T0.add_secs(10)).await.unwrap();
+    s.revoke_issued_before(user, T0).await.unwrap();
+    assert_eq!(s.issued_before(user).await.unwrap(), Some(T0.add_secs(10)));
+    s.revoke_issued_before(user, T0.add_secs(20)).await.unwrap();
+    assert_eq!(s.issued_before(user).await.unwrap(), Some(T0.add_secs(20)));
+}
+
+/// Throttle counters: fixed windows, peek, clear.
+pub async fn throttle<S: ThrottleStore>(s: &S) {
+    let key = format!("acct:{}", crate::random::token_id());
+    assert_eq!(s.peek(&key, T0).await.unwrap().0, 0);
+    assert_eq!(s.hit(&key, 60, T0).await.unwrap(), (1, T0.add_secs(60)));
+    assert_eq!(
+        s.hit(&key, 60, T0.add_secs(30)).await.unwrap(),
+        (2, T0.add_secs(60))
+    );
+    assert_eq!(
+        s.peek(&key, T0.add_secs(59)).await.unwrap(),
+        (2, T0.add_secs(60))
+    );
+    assert_eq!(s.peek(&key, T0.add_secs(60)).await.unwrap().0, 0);
+    assert_eq!(
+        s.hit(&key, 60, T0.add_secs(61)).await.unwrap(),
+        (1, T0.add_secs(121))
+    );
+    s.clear(&key).await.unwrap();
+    assert_eq!(s.peek(&key, T0.add_secs(62)).await.unwrap().0, 0);
+
+    // Concurrent hits are all counted.
+    let key = format!("ip:{}", crate::random::token_id());
+    let (a, b, c, d) = tokio::join!(
+        s.hit(&key, 60, T0),
+        s.hit(&key, 60, T0),
+        s.hit(&key, 60, T0),
+        s.hit(&key, 60, T0)
+    );
+    let mut counts = [a.unwrap().0, b.unwrap().0, c.unwrap().0, d.unwrap().0];
+    counts.sort_unstable();
+    assert_eq!(counts, [1, 2, 3, 4]);
+    assert_eq!(s.peek(&key, T0).await.unwrap().0, 4);
+}
+
+/// One `#[tokio::test]` per user-store check, for a store made by `$make` (an expression
+/// of a future that yields the store).
+#[macro_export]
+macro_rules! user_store_tests {
+    ($make:expr) => {
+        $crate::__conformance_case!($make, users_crud);
+        $crate::__conformance_case!($make, users_concurrent_create);
+    };
+}
+
+/// One `#[tokio::test]` per session-store check (sessions, refresh families, revocation,
+/// throttling), for a store made by `$make`.
+#[macro_export]
+macro_rules! ephemeral_store_tests {
+    ($make:expr) => {
+        $crate::__conformance_case!($make, sessions_crud);
+        $crate::__conformance_case!($make, sessions_concurrent_create);
+        $crate::__conformance_case!($make, sessions_expiry);
+        $crate::__conformance_case!($make, sessions_user_index);
+        $crate::__conformance_case!($make, sessions_revoke_all_races_login);
+        $crate::__conformance_case!($make, refresh_rotation_and_reuse);
+        $crate::__conformance_case!($make, refresh_expiry);
+        $crate::__conformance_case!($make, refresh_concurrent_rotate);
+        $crate::__conformance_case!($make, refresh_revocation);
+        $crate::__conformance_case!($make, revocation);
+        $crate::__conformance_case!($make, throttle);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_case {
+    ($make:expr, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let store = $make.await;
+            $crate::conformance::$name(&store).await;
+        }
+    };
+}

@@ -1,0 +1,424 @@
+//! The in-memory store: every trait of [`crate::store`], for tests and single-process use.
+//! One mutex over plain maps: each operation is a few map updates, so the lock is held for
+//! microseconds and never across an await.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::clock::UnixTime;
+use crate::password::PasswordHash;
+use crate::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
+use crate::session::{SessionKey, SessionRecord};
+use crate::store::{
+    RefreshStore, RevocationStore, SessionStore, StoreError, StoreResult, ThrottleStore, UserStore,
+};
+use crate::user::{NewUser, Role, User, UserId};
+
+#[derive(Default)]
+struct Inner {
+    next_user: i64,
+    users: BTreeMap<UserId, User>,
+    by_name: HashMap<String, UserId>,
+    sessions: HashMap<SessionKey, SessionRecord>,
+    user_sessions: HashMap<UserId, BTreeSet<SessionKey>>,
+    families: HashMap<FamilyId, (RefreshFamily, bool)>,
+    tokens: HashMap<RefreshHash, (FamilyId, bool)>,
+    denied: HashMap<String, UnixTime>,
+    issued_before: HashMap<UserId, UnixTime>,
+    counters: HashMap<String, (u64, UnixTime)>,
+}
+
+/// The in-memory store.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryStore")
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain maps in a consistent state (every
+        // operation completes its updates before anything can panic), so poisoning is
+        // safe to ignore.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    fn remove_session(&mut self, key: &SessionKey) -> bool {
+        match self.sessions.remove(key) {
+            Some(r) => {
+                if let Some(set) = self.user_sessions.get_mut(&r.user_id) {
+                    set.remove(key);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn find_token(&self, presented: &[RefreshHash]) -> Option<RefreshHash> {
+        presented
+            .iter()
+            .find(|h| self.tokens.contains_key(*h))
+            .cloned()
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        let mut g = self.lock();
+        if g.by_name.contains_key(user.username.as_str()) {
+            return Err(StoreError::Conflict);
+        }
+        g.next_user += 1;
+        let id = UserId(g.next_user);
+        let u = User {
+            id,
+            username: user.username,
+            role: user.role,
+            password_hash: user.password_hash,
+            created_at: user.created_at,
+        };
+        g.by_name.insert(u.username.as_str().to_owned(), id);
+        g.users.insert(id, u.clone());
+        Ok(u)
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        let g = self.lock();
+        Ok(g.by_name
+            .get(username)
+            .and_then(|id| g.users.get(id))
+            .cloned())
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        Ok(self.lock().users.get(&id).cloned())
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        Ok(self.lock().users.values().cloned().collect())
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
+        Ok(self
+            .lock()
+            .users
+            .get_mut(&id)
+            .map(|u| u.password_hash = hash.clone())
+            .is_some())
+    }
+
+    async fn set_role(&self, id: UserId, role: &Role) -> StoreResult<bool> {
+        Ok(self
+            .lock()
+            .users
+            .get_mut(&id)
+            .map(|u| u.role = role.clone())
+            .is_some())
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        let mut g = self.lock();
+        match g.users.remove(&id) {
+            Some(u) => {
+                g.by_name.remove(u.username.as_str());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, record: &SessionRecord) -> StoreResult<()> {
+        let mut g = self.lock();
+        if g.sessions.contains_key(&record.key) {
+            return Err(StoreError::Conflict);
+        }
+        g.user_sessions
+            .entry(record.user_id)
+            .or_default()
+            .insert(record.key.clone());
+        g.sessions.insert(record.key.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn load_session(
+        &self,
+        key: &SessionKey,
+        now: UnixTime,
+    ) -> StoreResult<Option<SessionRecord>> {
+        Ok(self
+            .lock()
+            .sessions
+            .get(key)
+            .filter(|r| r.is_live(now))
+            .cloned())
+    }
+
+    async fn touch_session(
+        &self,
+        key: &SessionKey,
+        last_seen: UnixTime,
+        idle_deadline: UnixTime,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .lock()
+            .sessions
+            .get_mut(key)
+            .map(|r| {
+                r.last_seen = last_seen;
+                r.idle_deadline = idle_deadline.min(r.absolute_deadline);
+            })
+            .is_some())
+    }
+
+    async fn delete_session(&self, key: &SessionKey) -> StoreResult<bool> {
+        Ok(self.lock().remove_session(key))
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user: UserId,
+        now: UnixTime,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        let g = self.lock();
+        let mut out: Vec<SessionRecord> = g
+            .user_sessions
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| g.sessions.get(k))
+            .filter(|r| r.is_live(now))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.key.cmp(&b.key)));
+        Ok(out)
+    }
+
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+        let mut g = self.lock();
+        let keys = g.user_sessions.remove(&user).unwrap_or_default();
+        let mut n = 0;
+        for k in keys {
+            n += u64::from(g.sessions.remove(&k).is_some());
+        }
+        Ok(n)
+    }
+
+    async fn sweep_sessions(&self, now: UnixTime) -> StoreResult<u64> {
+        let mut g = self.lock();
+        let dead: Vec<SessionKey> = g
+            .sessions
+            .values()
+            .filter(|r| !r.is_live(now))
+            .map(|r| r.key.clone())
+            .collect();
+        for k in &dead {
+            g.remove_session(k);
+        }
+        Ok(dead.len() as u64)
+    }
+
+    async fn ping_sessions(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RefreshStore for MemoryStore {
+    async fn create_family(&self, family: &RefreshFamily, first: &RefreshHash) -> StoreResult<()> {
+        let mut g = self.lock();
+        if g.families.contains_key(&family.id) || g.tokens.contains_key(first) {
+            return Err(StoreError::Conflict);
+        }
+        g.families
+            .insert(family.id.clone(), (family.clone(), false));
+        g.tokens.insert(first.clone(), (family.id.clone(), false));
+        Ok(())
+    }
+
+    async fn rotate(
+        &self,
+        presented: &[RefreshHash],
+        next: &RefreshHash,
+        idle_secs: i64,
+        now: UnixTime,
+    ) -> StoreResult<RotateOutcome> {
+        let mut g = self.lock();
+        let Some(hash) = g.find_token(presented) else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        let Some((family_id, retired)) = g.tokens.get(&hash).cloned() else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        let Some((family, revoked)) = g.families.get(&family_id).cloned() else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        if revoked || !family.is_live(now) {
+            return Ok(RotateOutcome::Invalid);
+        }
+        if retired {
+            if let Some(f) = g.families.get_mut(&family_id) {
+                f.1 = true;
+            }
+            return Ok(RotateOutcome::Reused {
+                user_id: family.user_id,
+            });
+        }
+        if g.tokens.contains_key(next) {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(t) = g.tokens.get_mut(&hash) {
+            t.1 = true;
+        }
+        g.tokens.insert(next.clone(), (family_id.clone(), false));
+        let mut family = family;
+        family.idle_deadline = now.add_secs(idle_secs).min(family.absolute_deadline);
+        if let Some(f) = g.families.get_mut(&family_id) {
+            f.0 = family.clone();
+        }
+        Ok(RotateOutcome::Rotated { family })
+    }
+
+    async fn revoke_by_token(&self, presented: &[RefreshHash]) -> StoreResult<bool> {
+        let mut g = self.lock();
+        let Some(hash) = g.find_token(presented) else {
+            return Ok(false);
+        };
+        let family_id = g.tokens.get(&hash).map(|t| t.0.clone());
+        Ok(match family_id.and_then(|id| g.families.get_mut(&id)) {
+            Some(f) => {
+                f.1 = true;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn revoke_family(&self, id: &FamilyId) -> StoreResult<bool> {
+        Ok(self
+            .lock()
+            .families
+            .get_mut(id)
+            .map(|f| f.1 = true)
+            .is_some())
+    }
+
+    async fn revoke_user_families(&self, user: UserId) -> StoreResult<u64> {
+        let mut g = self.lock();
+        let mut n = 0;
+        for (f, revoked) in g.families.values_mut() {
+            if f.user_id == user && !*revoked {
+                *revoked = true;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn sweep_families(&self, now: UnixTime) -> StoreResult<u64> {
+        let mut g = self.lock();
+        let dead: Vec<FamilyId> = g
+            .families
+            .iter()
+            .filter(|(_, (f, revoked))| *revoked || !f.is_live(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        g.families.retain(|id, _| !dead.contains(id));
+        g.tokens.retain(|_, (id, _)| !dead.contains(id));
+        Ok(dead.len() as u64)
+    }
+}
+
+#[async_trait]
+impl RevocationStore for MemoryStore {
+    async fn deny_jti(&self, jti: &str, until: UnixTime) -> StoreResult<()> {
+        let mut g = self.lock();
+        let e = g.denied.entry(jti.to_owned()).or_insert(until);
+        *e = (*e).max(until);
+        Ok(())
+    }
+
+    async fn is_jti_denied(&self, jti: &str, now: UnixTime) -> StoreResult<bool> {
+        Ok(self
+            .lock()
+            .denied
+            .get(jti)
+            .is_some_and(|until| now < *until))
+    }
+
+    async fn revoke_issued_before(&self, user: UserId, before: UnixTime) -> StoreResult<()> {
+        let mut g = self.lock();
+        let e = g.issued_before.entry(user).or_insert(before);
+        *e = (*e).max(before);
+        Ok(())
+    }
+
+    async fn issued_before(&self, user: UserId) -> StoreResult<Option<UnixTime>> {
+        Ok(self.lock().issued_before.get(&user).copied())
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for MemoryStore {
+    async fn hit(
+        &self,
+        key: &str,
+        window_secs: i64,
+        now: UnixTime,
+    ) -> StoreResult<(u64, UnixTime)> {
+        let mut g = self.lock();
+        let e = g
+            .counters
+            .entry(key.to_owned())
+            .or_insert((0, now.add_secs(window_secs)));
+        if now >= e.1 {
+            *e = (0, now.add_secs(window_secs));
+        }
+        e.0 += 1;
+        Ok(*e)
+    }
+
+    async fn peek(&self, key: &str, now: UnixTime) -> StoreResult<(u64, UnixTime)> {
+        Ok(self
+            .lock()
+            .counters
+            .get(key)
+            .filter(|(_, end)| now < *end)
+            .copied()
+            .unwrap_or((0, now)))
+    }
+
+    async fn clear(&self, key: &str) -> StoreResult<()> {
+        self.lock().counters.remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "conformance"))]
+mod conformance_tests {
+    use super::MemoryStore;
+    crate::user_store_tests!(async { MemoryStore::new() });
+    crate::ephemeral_store_tests!(async { MemoryStore::new() });
+}

@@ -1,0 +1,522 @@
+//! Passwords: policy, argon2id hashing, and the bounded pool it runs on.
+//!
+//! Hashing costs ~19 MiB and tens of milliseconds of CPU. It never runs on the async
+//! executor: [`HashingPool`] runs it on blocking threads, at most `workers` at once, with at
+//! most `max_queue` callers waiting. Past that it answers [`PasswordError::Busy`] at once
+//! (the server's 503 with `Retry-After`), so a login flood cannot starve token checks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Shortest password accepted, in bytes.
+pub const MIN_PASSWORD_BYTES: usize = 8;
+/// Longest password accepted, in bytes (bounds hashing input).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// OWASP's argon2id parameters: 19 MiB, 2 passes, 1 lane.
+pub const OWASP_PARAMS: HashParams = HashParams {
+    m_cost_kib: 19 * 1024,
+    t_cost: 2,
+    p_cost: 1,
+};
+
+/// argon2id cost parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory, in KiB.
+    pub m_cost_kib: u32,
+    /// Passes.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+/// A password as typed. Redacted in `Debug`, zeroized on drop, compared only through
+/// argon2 (whose verification is constant-time).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Password(String);
+
+impl Password {
+    /// Wrap a password without checking the policy (for login: a wrong password is just
+    /// wrong, whatever its length, so the answer does not reveal the policy).
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The password's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// Check the policy for a new password: 8 to 1024 bytes, not a common password.
+    ///
+    /// # Errors
+    /// [`PasswordError::TooShort`], [`PasswordError::TooLong`], [`PasswordError::Common`].
+    pub fn check_policy(&self) -> Result<(), PasswordError> {
+        let len = self.0.len();
+        if len < MIN_PASSWORD_BYTES {
+            return Err(PasswordError::TooShort);
+        }
+        if len > MAX_PASSWORD_BYTES {
+            return Err(PasswordError::TooLong);
+        }
+        if is_common(&self.0) {
+            return Err(PasswordError::Common);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+/// The most common passwords of at least 8 bytes (from public breach-corpus top lists),
+/// lowercased. Shorter ones are refused by length already.
+const COMMON: &[&str] = &[
+    "password",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyuiop",
+    "password1",
+    "password12",
+    "password123",
+    "iloveyou",
+    "11111111",
+    "00000000",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome1",
+    "welcome123",
+    "abc12345",
+    "abcd1234",
+    "qwerty123",
+    "qwerty12",
+    "1q2w3e4r",
+    "1q2w3e4r5t",
+    "zaq12wsx",
+    "letmein1",
+    "trustno1",
+    "superman",
+    "starwars",
+    "whatever",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword",
+    "admin123",
+    "administrator",
+    "changeme",
+    "computer",
+    "michelle",
+    "jennifer",
+    "corvette",
+    "mercedes",
+    "1qaz2wsx",
+    "qwertyui",
+    "asdfghjk",
+    "asdfghjkl",
+    "zxcvbnm1",
+    "87654321",
+    "12341234",
+    "11223344",
+    "123123123",
+    "987654321",
+    "qazwsxedc",
+    "q1w2e3r4",
+    "q1w2e3r4t5",
+    "a1b2c3d4",
+    "secret123",
+    "master123",
+    "dragon123",
+    "monkey123",
+    "shadow123",
+    "liverpool",
+    "chelsea1",
+    "arsenal1",
+    "charlie1",
+    "jordan23",
+    "blink182",
+    "internet",
+    "samsung1",
+    "google123",
+    "linkedin",
+    "facebook",
+    "babygirl1",
+    "loveyou1",
+    "lovely123",
+    "hello123",
+    "freedom1",
+    "yankees1",
+    "password!",
+    "letmein123",
+    "welcome!",
+    "default1",
+    "nopassword",
+    "test1234",
+    "testtest",
+    "guest123",
+    "root1234",
+    "toor1234",
+    "your_password",
+    "yourpassword",
+    "mypassword",
+    "newpassword",
+    "countersign",
+    "john_doe123",
+    "secretkey",
+    "your_secret_key",
+];
+
+fn is_common(password: &str) -> bool {
+    let lower = password.to_lowercase();
+    if COMMON.contains(&lower.as_str()) {
+        return true;
+    }
+    // One character repeated, or a run of consecutive characters.
+    let bytes = lower.as_bytes();
+    let all_same = bytes.iter().all(|b| *b == bytes[0]);
+    let ascending = bytes.windows(2).all(|w| w[1] == w[0].wrapping_add(1));
+    let descending = bytes.windows(2).all(|w| w[0] == w[1].wrapping_add(1));
+    all_same || ascending || descending
+}
+
+/// A PHC string (`$argon2id$v=19$m=…`). Not secret, but not for display either.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wrap a stored PHC string.
+    pub fn from_phc(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The PHC string, for storage.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash([redacted])")
+    }
+}
+
+/// Why a password operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PasswordError {
+    /// Shorter than [`MIN_PASSWORD_BYTES`].
+    #[error("a password needs at least {MIN_PASSWORD_BYTES} bytes")]
+    TooShort,
+    /// Longer than [`MAX_PASSWORD_BYTES`].
+    #[error("a password may have at most {MAX_PASSWORD_BYTES} bytes")]
+    TooLong,
+    /// A well-known password.
+    #[error("this password is one of the most common passwords; choose another")]
+    Common,
+    /// The hashing queue is full: try again shortly.
+    #[error("password hashing is at capacity; try again shortly")]
+    Busy,
+    /// The stored hash is not a valid PHC string.
+    #[error("the stored password hash is malformed")]
+    MalformedHash,
+    /// argon2 failed (parameters out of range).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+/// The outcome of checking a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whether the password matched.
+    pub matches: bool,
+    /// Whether the stored hash used other parameters and should be replaced.
+    pub needs_rehash: bool,
+}
+
+/// argon2id with fixed parameters.
+#[derive(Clone)]
+pub struct Hasher {
+    argon: Argon2<'static>,
+    params: HashParams,
+}
+
+impl fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hasher")
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+impl Hasher {
+    /// A hasher with these parameters.
+    ///
+    /// # Errors
+    /// [`PasswordError::Hashing`] when argon2 refuses the parameters.
+    pub fn new(params: HashParams) -> Result<Self, PasswordError> {
+        let p = Params::new(params.m_cost_kib, params.t_cost, params.p_cost, None)
+            .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        Ok(Self {
+            argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, p),
+            params,
+        })
+    }
+
+    /// Hash a password (blocking; call through [`HashingPool`] from async code).
+    ///
+    /// # Errors
+    /// [`PasswordError::Hashing`] on an argon2 failure.
+    pub fn hash(&self, password: &Password) -> Result<PasswordHash, PasswordError> {
+        let salt = SaltString::generate(&mut OsRng);
+        self.argon
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| PasswordHash(h.to_string()))
+            .map_err(|e| PasswordError::Hashing(e.to_string()))
+    }
+
+    /// Check a password against a stored hash (blocking). The comparison inside argon2 is
+    /// constant-time.
+    ///
+    /// # Errors
+    /// [`PasswordError::MalformedHash`] when the stored string is not a PHC argon2 hash.
+    pub fn verify(
+        &self,
+        password: &Password,
+        hash: &PasswordHash,
+    ) -> Result<Verdict, PasswordError> {
+        let parsed =
+            argon2::PasswordHash::new(&hash.0).map_err(|_| PasswordError::MalformedHash)?;
+        let matches = self
+            .argon
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        let current = Params::try_from(&parsed).ok().map(|p| HashParams {
+            m_cost_kib: p.m_cost(),
+            t_cost: p.t_cost(),
+            p_cost: p.p_cost(),
+        });
+        let needs_rehash = parsed.algorithm.as_str() != "argon2id" || current != Some(self.params);
+        Ok(Verdict {
+            matches,
+            needs_rehash,
+        })
+    }
+}
+
+/// Runs hashing off the async executor with bounded concurrency and a bounded queue.
+#[derive(Clone, Debug)]
+pub struct HashingPool {
+    inner: Arc<PoolInner>,
+}
+
+#[derive(Debug)]
+struct PoolInner {
+    hasher: Hasher,
+    permits: tokio::sync::Semaphore,
+    /// Callers holding or waiting for a permit.
+    in_flight: AtomicUsize,
+    limit: usize,
+    /// A hash of a random password: unknown users are checked against it so that
+    /// "no such user" costs the same as "wrong password".
+    dummy: PasswordHash,
+}
+
+impl HashingPool {
+    /// A pool running at most `workers` hashes at once with at most `max_queue` waiting.
+    ///
+    /// # Errors
+    /// As [`Hasher::new`] and [`Hasher::hash`] (for the dummy hash).
+    pub fn new(hasher: Hasher, workers: usize, max_queue: usize) -> Result<Self, PasswordError> {
+        let dummy_password = Password::new(crate::random::opaque_token());
+        let dummy = hasher.hash(&dummy_password)?;
+        let workers = workers.max(1);
+        Ok(Self {
+            inner: Arc::new(PoolInner {
+                hasher,
+                permits: tokio::sync::Semaphore::new(workers),
+                in_flight: AtomicUsize::new(0),
+                limit: workers + max_queue,
+                dummy,
+            }),
+        })
+    }
+
+    /// How many hashing jobs are running or waiting (for metrics).
+    pub fn depth(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The hasher (for blocking callers such as the CLI).
+    pub fn hasher(&self) -> &Hasher {
+        &self.inner.hasher
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Hasher) -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let inner = &self.inner;
+        if inner.in_flight.fetch_add(1, Ordering::AcqRel) >= inner.limit {
+            inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(PasswordError::Busy);
+        }
+        let _slot = SlotGuard(&inner.in_flight);
+        let _permit = inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Busy)?;
+        let pool = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || job(&pool.hasher))
+            .await
+            .map_err(|e| PasswordError::Hashing(e.to_string()))
+    }
+
+    /// Hash a password on the pool.
+    ///
+    /// # Errors
+    /// [`PasswordError::Busy`] when the queue is full, else as [`Hasher::hash`].
+    pub async fn hash(&self, password: Password) -> Result<PasswordHash, PasswordError> {
+        self.run(move |h| h.hash(&password)).await?
+    }
+
+    /// Check a password on the pool. `hash: None` (no such user) checks against the dummy
+    /// hash and reports no match, at the same cost as a real check.
+    ///
+    /// # Errors
+    /// [`PasswordError::Busy`] when the queue is full, else as [`Hasher::verify`].
+    pub async fn verify(
+        &self,
+        password: Password,
+        hash: Option<PasswordHash>,
+    ) -> Result<Verdict, PasswordError> {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.inner.dummy.clone());
+        let verdict = self.run(move |h| h.verify(&password, &hash)).await??;
+        Ok(Verdict {
+            matches: verdict.matches && known,
+            needs_rehash: verdict.needs_rehash && known,
+        })
+    }
+}
+
+struct SlotGuard<'a>(&'a AtomicUsize);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cheap parameters for tests; production uses [`OWASP_PARAMS`].
+    const FAST: HashParams = HashParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+
+    #[test]
+    fn policy() {
+        assert_eq!(
+            Password::new("short").check_policy(),
+            Err(PasswordError::TooShort)
+        );
+        assert_eq!(
+            Password::new("x".repeat(1025)).check_policy(),
+            Err(PasswordError::TooLong)
+        );
+        assert_eq!(
+            Password::new("Password123").check_policy(),
+            Err(PasswordError::Common)
+        );
+        assert_eq!(
+            Password::new("aaaaaaaaaa").check_policy(),
+            Err(PasswordError::Common)
+        );
+        assert_eq!(
+            Password::new("abcdefghi").check_policy(),
+            Err(PasswordError::Common)
+        );
+        assert_eq!(
+            Password::new("correct horse battery").check_policy(),
+            Ok(())
+        );
+        assert!(!format!("{:?}", Password::new("hunter22hunter")).contains("hunter"));
+    }
+
+    #[test]
+    fn hash_verify_rehash() {
+        let h = Hasher::new(FAST).unwrap();
+        let pw = Password::new("correct horse battery");
+        let phc = h.hash(&pw).unwrap();
+        assert!(phc.as_str().starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        let v = h.verify(&pw, &phc).unwrap();
+        assert_eq!(
+            v,
+            Verdict {
+                matches: true,
+                needs_rehash: false
+            }
+        );
+        let wrong = h
+            .verify(&Password::new("correct horse batterY"), &phc)
+            .unwrap();
+        assert!(!wrong.matches);
+        let stronger = Hasher::new(HashParams { t_cost: 2, ..FAST }).unwrap();
+        assert!(stronger.verify(&pw, &phc).unwrap().needs_rehash);
+        assert_eq!(
+            h.verify(&pw, &PasswordHash::from_phc("nonsense")),
+            Err(PasswordError::MalformedHash)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pool_refuses_when_full_and_dummy_never_matches() {
+        let pool = HashingPool::new(Hasher::new(FAST).unwrap(), 1, 0).unwrap();
+        let v = pool
+            .verify(Password::new("anything at all"), None)
+            .await
+            .unwrap();
+        assert!(!v.matches);
+        // Occupy the only slot with a slow job, then a second caller is refused at once.
+        let slow = HashingPool::new(
+            Hasher::new(HashParams {
+                m_cost_kib: 8 * 1024,
+                t_cost: 8,
+                p_cost: 1,
+            })
+            .unwrap(),
+            1,
+            0,
+        )
+        .unwrap();
+        let busy = slow.clone();
+        let first = tokio::spawn(async move { busy.hash(Password::new("long enough pw")).await });
+        while slow.depth() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            slow.hash(Password::new("long enough pw")).await,
+            Err(PasswordError::Busy)
+        );
+        assert!(first.await.unwrap().is_ok());
+        assert_eq!(slow.depth(), 0);
+    }
+}

@@ -1,0 +1,187 @@
+//! The storage traits. One set of traits, several implementations (memory here; SQLite and
+//! PostgreSQL in `countersign-sql`; Redis in `countersign-redis`), one conformance suite
+//! (`conformance`, behind the feature of that name) run against all.
+//!
+//! The traits assume nothing of SQLite: every create is atomic (an existing id is a
+//! [`StoreError::Conflict`], never an overwrite), deadlines are data the store can expire
+//! by (Redis `PXAT`, an SQL sweep), and per-user indexes are explicit operations.
+
+use std::error::Error as StdError;
+
+use async_trait::async_trait;
+
+use crate::clock::UnixTime;
+use crate::password::PasswordHash;
+use crate::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
+use crate::session::{SessionKey, SessionRecord};
+use crate::user::{NewUser, Role, User, UserId, Username};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record to create already exists (a username, a session id, a family id).
+    #[error("already exists")]
+    Conflict,
+    /// The backend cannot be reached (connection refused, pool timed out): the server
+    /// answers 503 and tries again later.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// Any other backend failure.
+    #[error("the store failed")]
+    Backend(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (the server's 503).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Users (SQL only: SQLite or PostgreSQL).
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Create a user. [`StoreError::Conflict`] when the name is taken.
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    /// A user by name.
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
+    /// A user by id.
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Every user, by id.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Replace a password hash. False when there is no such user.
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool>;
+    /// Change a role. False when there is no such user.
+    async fn set_role(&self, id: UserId, role: &Role) -> StoreResult<bool>;
+    /// Remove a user. False when there is no such user.
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+    /// Whether the store answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Sessions and their per-user index.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Store a new session. [`StoreError::Conflict`] when the key exists.
+    async fn create_session(&self, record: &SessionRecord) -> StoreResult<()>;
+    /// A live session (expired ones are `None`, whether or not swept yet).
+    async fn load_session(
+        &self,
+        key: &SessionKey,
+        now: UnixTime,
+    ) -> StoreResult<Option<SessionRecord>>;
+    /// Record use: set `last_seen` and the idle deadline. False when gone.
+    async fn touch_session(
+        &self,
+        key: &SessionKey,
+        last_seen: UnixTime,
+        idle_deadline: UnixTime,
+    ) -> StoreResult<bool>;
+    /// End one session. False when it did not exist.
+    async fn delete_session(&self, key: &SessionKey) -> StoreResult<bool>;
+    /// A user's live sessions, newest first.
+    async fn list_user_sessions(
+        &self,
+        user: UserId,
+        now: UnixTime,
+    ) -> StoreResult<Vec<SessionRecord>>;
+    /// End every session of a user (logout everywhere). Returns how many ended.
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64>;
+    /// Remove expired sessions. Returns how many.
+    async fn sweep_sessions(&self, now: UnixTime) -> StoreResult<u64>;
+    /// Whether the store answers (for `/readyz`).
+    async fn ping_sessions(&self) -> StoreResult<()>;
+}
+
+/// Refresh-token families.
+#[async_trait]
+pub trait RefreshStore: Send + Sync + 'static {
+    /// Start a family with its first token. [`StoreError::Conflict`] on an existing id.
+    async fn create_family(&self, family: &RefreshFamily, first: &RefreshHash) -> StoreResult<()>;
+    /// Present a token (by any of its candidate hashes) and, atomically: if it is live,
+    /// retire it, store `next` in its family and move the family's idle deadline to
+    /// `min(now + idle_secs, absolute)`; if it was already retired, revoke the family.
+    /// Of two concurrent calls with one token, exactly one gets `Rotated`.
+    async fn rotate(
+        &self,
+        presented: &[RefreshHash],
+        next: &RefreshHash,
+        idle_secs: i64,
+        now: UnixTime,
+    ) -> StoreResult<RotateOutcome>;
+    /// Revoke the family a token belongs to (RFC 7009). False when unknown.
+    async fn revoke_by_token(&self, presented: &[RefreshHash]) -> StoreResult<bool>;
+    /// Revoke one family. False when unknown.
+    async fn revoke_family(&self, id: &FamilyId) -> StoreResult<bool>;
+    /// Revoke every family of a user. Returns how many.
+    async fn revoke_user_families(&self, user: UserId) -> StoreResult<u64>;
+    /// Remove ended and revoked families. Returns how many.
+    async fn sweep_families(&self, now: UnixTime) -> StoreResult<u64>;
+}
+
+/// Access-token revocation: the `jti` denylist and per-user "issued before" marks.
+#[async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Deny a `jti` until `until` (the token's `exp`; kept no longer).
+    async fn deny_jti(&self, jti: &str, until: UnixTime) -> StoreResult<()>;
+    /// Whether a `jti` is denied at `now`.
+    async fn is_jti_denied(&self, jti: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Tokens of `user` issued before `before` are invalid (logout everywhere, password
+    /// change). A later mark replaces an earlier one; an earlier never replaces a later.
+    async fn revoke_issued_before(&self, user: UserId, before: UnixTime) -> StoreResult<()>;
+    /// The user's mark, if any.
+    async fn issued_before(&self, user: UserId) -> StoreResult<Option<UnixTime>>;
+}
+
+/// Counters for throttling failed logins.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync + 'static {
+    /// Count one event under `key` in a fixed window of `window_secs` that starts with the
+    /// first event. Returns the count so far and when the window ends.
+    async fn hit(&self, key: &str, window_secs: i64, now: UnixTime)
+    -> StoreResult<(u64, UnixTime)>;
+    /// The current count and window end, without counting (zero when none).
+    async fn peek(&self, key: &str, now: UnixTime) -> StoreResult<(u64, UnixTime)>;
+    /// Forget a key (a successful login clears its account counter).
+    async fn clear(&self, key: &str) -> StoreResult<()>;
+}
+
+/// Everything the session store holds (sessions, refresh families, revocations,
+/// counters): the database by default, or Redis.
+pub trait EphemeralStore: SessionStore + RefreshStore + RevocationStore + ThrottleStore {}
+impl<T: SessionStore + RefreshStore + RevocationStore + ThrottleStore> EphemeralStore for T {}
+
+/// Build a [`StoreError::Backend`] from any error.
+pub fn backend(e: impl StdError + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+/// Build a [`StoreError::Unavailable`] from any error.
+pub fn unavailable(e: impl StdError + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+/// A user name that the store could not parse back (a row edited by hand).
+#[derive(Debug, thiserror::Error)]
+#[error("stored value {0:?} is not valid")]
+pub struct CorruptRow(pub String);
+
+/// Parse a stored username, as a backend error when it is not valid.
+///
+/// # Errors
+/// [`StoreError::Backend`] wrapping [`CorruptRow`].
+pub fn stored_username(s: &str) -> StoreResult<Username> {
+    Username::parse(s).map_err(|_| backend(CorruptRow(s.to_owned())))
+}
+
+/// Parse a stored role, as a backend error when it is not valid.
+///
+/// # Errors
+/// [`StoreError::Backend`] wrapping [`CorruptRow`].
+pub fn stored_role(s: &str) -> StoreResult<Role> {
+    Role::parse(s).map_err(|_| backend(CorruptRow(s.to_owned())))
+}
