@@ -1,1 +1,25 @@
-fn main() {}
+//! The `countersign` binary: wires the process (wall clock, environment, standard streams)
+//! into [`countersign_server::run`]. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use countersign::clock::SystemClock;
+use countersign_server::Context;
+use countersign_server::config::ProcessEnv;
+
+fn main() -> ExitCode {
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let mut ctx = Context {
+        clock: &SystemClock,
+        env: &ProcessEnv,
+        stdin: &mut stdin,
+        stdout: &mut stdout,
+        stderr: &mut stderr,
+    };
+    match countersign_server::run(std::env::args_os(), &mut ctx) {
+        Ok(code) => code,
+        Err(err) => countersign_server::report_error(&err, &mut std::io::stderr()),
+    }
+}

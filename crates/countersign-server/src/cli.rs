@@ -1,0 +1,347 @@
+//! The command line as clap sees it.
+//!
+//! Each value is checked for its shape here (a duration, a `name=value` claim, a key size),
+//! so a malformed argument is a clap usage error with status 2. Everything that needs the
+//! environment (the keys) is resolved later, in [`crate::config`].
+//!
+//! New subcommands (`serve`, `user …`, `session …`, `migrate`) are new variants of
+//! [`Command`]; those that need the keys flatten [`KeyArgs`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use countersign::jwt::{MAX_NUMERIC_DATE, REGISTERED};
+use countersign::keys::MIN_KEY_BYTES;
+use serde_json::Value;
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "countersign",
+    version,
+    propagate_version = true,
+    about = "countersign: an authentication server and its admin tools",
+    after_help = "Keys come from the environment, never from arguments: SECRET_KEY (or \
+                  SECRET_KEY_FILE, a path) and SECRET_KEY_FALLBACKS (comma-separated older \
+                  keys, verify only).\nExit status: 0 success, 1 a negative answer (e.g. an \
+                  invalid token), 2 a usage or configuration error."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a new secret key: random bytes from the OS CSPRNG, base64url without padding.
+    Keygen(KeygenArgs),
+    /// Inspect the configured secret keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Issue, verify and decode JWTs with the configured keys.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `countersign keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Check SECRET_KEY (or SECRET_KEY_FILE) and SECRET_KEY_FALLBACKS: kid, length and
+    /// verdict of each key; status 2 if any is weak or missing. Never prints key material.
+    Check(KeysCheckArgs),
+}
+
+/// `countersign token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token signed with the current key and print it.
+    Issue(TokenIssueArgs),
+    /// Verify a token: status 0 and its claims as JSON, or status 1 and the reason.
+    Verify(TokenVerifyArgs),
+    /// Print a token's header and claims WITHOUT verifying anything (no key needed).
+    Decode(TokenDecodeArgs),
+}
+
+/// Where the keys come from, for every subcommand that needs them.
+///
+/// The keys themselves are never arguments (they would show in `ps` and shell history):
+/// `SECRET_KEY` or `SECRET_KEY_FILE`, and `SECRET_KEY_FALLBACKS`, are read from the
+/// environment by [`crate::config::KeyConfig::load`].
+#[derive(Debug, Clone, Default, Args)]
+pub struct KeyArgs {
+    /// Read the current key from this file (less one trailing newline). Overrides
+    /// SECRET_KEY and SECRET_KEY_FILE.
+    #[arg(long, value_name = "PATH")]
+    pub secret_key_file: Option<PathBuf>,
+}
+
+/// `countersign keygen`
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// How many random bytes (at least 32, RFC 7518 §3.2; at most 1024).
+    #[arg(long, value_name = "N", default_value = "32", value_parser = parse_key_bytes)]
+    pub bytes: usize,
+}
+
+/// `countersign keys check`
+#[derive(Debug, Args)]
+pub struct KeysCheckArgs {
+    /// Where the keys come from.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// `countersign token issue`
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    /// Where the keys come from.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// The `username` claim.
+    #[arg(long)]
+    pub username: String,
+    /// The `role` claim (`user`, `admin`, …).
+    #[arg(long)]
+    pub role: String,
+    /// The `sub` claim (the user's stable id).
+    #[arg(long)]
+    pub sub: Option<String>,
+    /// Lifetime: seconds (`900`) or with a unit (`90s`, `15m`, `1h`, `7d`).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_ttl)]
+    pub ttl: Seconds,
+    /// An extra claim, `name=value`; the value is JSON if it parses as JSON (`n=3`,
+    /// `admin=true`, `o={"a":1}`), else a string. Repeatable. Registered names (`exp`,
+    /// `sub`, …) are refused.
+    #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = parse_claim)]
+    pub claims: Vec<ExtraClaim>,
+    /// The `iss` claim.
+    #[arg(long)]
+    pub iss: Option<String>,
+    /// The `aud` claim.
+    #[arg(long)]
+    pub aud: Option<String>,
+}
+
+/// `countersign token verify`
+#[derive(Debug, Args)]
+pub struct TokenVerifyArgs {
+    /// Where the keys come from.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// The token, or `-` to read it from standard input.
+    #[arg(value_name = "JWT", value_parser = parse_token_source)]
+    pub token: TokenSource,
+    /// Clock-skew allowance for `exp`, `nbf` and `iat`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_seconds)]
+    pub leeway: Seconds,
+    /// Require this `iss`.
+    #[arg(long)]
+    pub iss: Option<String>,
+    /// Require this audience in `aud` (without it, a token that has an `aud` is refused).
+    #[arg(long)]
+    pub aud: Option<String>,
+}
+
+/// `countersign token decode`
+#[derive(Debug, Args)]
+pub struct TokenDecodeArgs {
+    /// The token, or `-` to read it from standard input.
+    #[arg(value_name = "JWT", value_parser = parse_token_source)]
+    pub token: TokenSource,
+}
+
+/// A duration in whole seconds, never negative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seconds(pub i64);
+
+/// An extra claim given as `--claim name=value`, its name not a registered one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExtraClaim {
+    /// The claim's name.
+    pub name: String,
+    /// Its value: the JSON the text parsed as, or the text as a string.
+    pub value: Value,
+}
+
+/// Where a token comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// Given as the argument.
+    Arg(String),
+    /// `-`: read from standard input.
+    Stdin,
+}
+
+/// The largest `keygen --bytes`: far past any use, small enough to print.
+pub const MAX_KEYGEN_BYTES: usize = 1024;
+
+/// `--bytes N`: an integer from [`MIN_KEY_BYTES`] to [`MAX_KEYGEN_BYTES`].
+fn parse_key_bytes(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("expected a whole number of bytes, got {s:?}"))?;
+    if n < MIN_KEY_BYTES {
+        return Err(format!(
+            "{n} bytes is too short: an HS256 key needs at least {MIN_KEY_BYTES} (RFC 7518 §3.2)"
+        ));
+    }
+    if n > MAX_KEYGEN_BYTES {
+        return Err(format!("at most {MAX_KEYGEN_BYTES} bytes"));
+    }
+    Ok(n)
+}
+
+/// A duration: whole seconds (`900`) or a whole number with one unit `s`, `m`, `h`, `d`.
+/// Zero is allowed (a leeway may be zero); anything past year 9999 is refused.
+pub fn parse_seconds(s: &str) -> Result<Seconds, String> {
+    let bad = || format!("invalid duration {s:?}: expected e.g. 900, 90s, 15m, 1h or 7d");
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let per_unit: i64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => return Err(bad()),
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per_unit))
+        .filter(|secs| *secs <= MAX_NUMERIC_DATE)
+        .map(Seconds)
+        .ok_or_else(|| format!("duration {s:?} is too long"))
+}
+
+/// A token lifetime: a duration ([`parse_seconds`]) greater than zero.
+pub fn parse_ttl(s: &str) -> Result<Seconds, String> {
+    match parse_seconds(s)? {
+        Seconds(0) => Err("a token's lifetime must be more than zero".to_owned()),
+        ttl => Ok(ttl),
+    }
+}
+
+/// `name=value`: the value as JSON if it parses, else as a string. The name must not be a
+/// claim the issuer sets itself ([`REGISTERED`]).
+pub fn parse_claim(s: &str) -> Result<ExtraClaim, String> {
+    let Some((name, text)) = s.split_once('=') else {
+        return Err(format!("expected NAME=VALUE, got {s:?}"));
+    };
+    if name.is_empty() {
+        return Err("the claim name is empty".to_owned());
+    }
+    if REGISTERED.contains(&name) {
+        return Err(format!(
+            "claim {name:?} is registered and set by the issuer: use --ttl, --sub, --username, \
+             --role, --iss or --aud instead"
+        ));
+    }
+    let value = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()));
+    Ok(ExtraClaim {
+        name: name.to_owned(),
+        value,
+    })
+}
+
+fn parse_token_source(s: &str) -> Result<TokenSource, String> {
+    Ok(match s {
+        "-" => TokenSource::Stdin,
+        token => TokenSource::Arg(token.to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cli_is_well_formed() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        for (text, secs) in [
+            ("900", 900),
+            ("0", 0),
+            ("90s", 90),
+            ("15m", 900),
+            ("1h", 3_600),
+            ("7d", 604_800),
+        ] {
+            assert_eq!(parse_seconds(text), Ok(Seconds(secs)), "{text}");
+        }
+        for text in [
+            "", "s", "-5", "1.5h", "1h30m", "10w", " 10", "10 s", "+5", "1é",
+        ] {
+            assert!(parse_seconds(text).is_err(), "{text} was accepted");
+        }
+    }
+
+    #[test]
+    fn durations_refuse_overflow() {
+        assert!(parse_seconds("99999999999999999999").is_err());
+        assert!(parse_seconds("9223372036854775807d").is_err());
+        assert!(parse_seconds(&format!("{}", MAX_NUMERIC_DATE + 1)).is_err());
+        assert_eq!(
+            parse_seconds(&MAX_NUMERIC_DATE.to_string()),
+            Ok(Seconds(MAX_NUMERIC_DATE))
+        );
+    }
+
+    #[test]
+    fn ttl_must_be_positive() {
+        assert!(parse_ttl("0").is_err());
+        assert!(parse_ttl("0h").is_err());
+        assert_eq!(parse_ttl("1s"), Ok(Seconds(1)));
+    }
+
+    #[test]
+    fn claims_parse_json_else_string() {
+        let cases = [
+            ("n=3", json!(3)),
+            ("ok=true", json!(true)),
+            ("o={\"a\":1}", json!({"a": 1})),
+            ("l=[1,\"x\"]", json!([1, "x"])),
+            ("s=\"quoted\"", json!("quoted")),
+            ("name=john doe", json!("john doe")),
+            ("e=", json!("")),
+            ("eq=a=b", json!("a=b")),
+            ("z=null", Value::Null),
+        ];
+        for (text, value) in cases {
+            let claim = parse_claim(text).unwrap();
+            assert_eq!(claim.value, value, "{text}");
+        }
+        assert_eq!(parse_claim("eq=a=b").unwrap().name, "eq");
+    }
+
+    #[test]
+    fn claims_refuse_registered_and_malformed() {
+        for name in REGISTERED {
+            let err = parse_claim(&format!("{name}=1")).unwrap_err();
+            assert!(err.contains("registered"), "{err}");
+        }
+        assert!(parse_claim("novalue").is_err());
+        assert!(parse_claim("=1").is_err());
+    }
+
+    #[test]
+    fn key_bytes_bounds() {
+        assert_eq!(parse_key_bytes("32"), Ok(32));
+        assert_eq!(parse_key_bytes("1024"), Ok(1024));
+        assert!(parse_key_bytes("31").unwrap_err().contains("RFC 7518"));
+        assert!(parse_key_bytes("1025").is_err());
+        assert!(parse_key_bytes("-1").is_err());
+        assert!(parse_key_bytes("x").is_err());
+    }
+}

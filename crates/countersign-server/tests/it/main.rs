@@ -1,0 +1,5 @@
+//! The crate's one integration-test binary (STYLE.md: one per crate keeps link times low).
+//! Each area is a module.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
