@@ -309,12 +309,22 @@ pub async fn refresh_rotation_and_reuse<S: RefreshStore>(s: &S) {
 
     // The retired token again: the family is revoked, its live token too.
     let out = s
-        .rotate(&[t1.clone()], &t3, policy.idle_secs, T0.add_secs(60))
+        .rotate(
+            std::slice::from_ref(&t1),
+            &t3,
+            policy.idle_secs,
+            T0.add_secs(60),
+        )
         .await
         .unwrap();
     assert_eq!(out, RotateOutcome::Reused { user_id: user });
     let out = s
-        .rotate(&[t2.clone()], &t3, policy.idle_secs, T0.add_secs(61))
+        .rotate(
+            std::slice::from_ref(&t2),
+            &t3,
+            policy.idle_secs,
+            T0.add_secs(61),
+        )
         .await
         .unwrap();
     assert_eq!(out, RotateOutcome::Invalid);
@@ -337,7 +347,12 @@ pub async fn refresh_expiry<S: RefreshStore>(s: &S) {
     let t1 = refresh_hash();
     s.create_family(&family, &t1).await.unwrap();
     let out = s
-        .rotate(&[t1.clone()], &refresh_hash(), 100, T0.add_secs(100))
+        .rotate(
+            std::slice::from_ref(&t1),
+            &refresh_hash(),
+            100,
+            T0.add_secs(100),
+        )
         .await
         .unwrap();
     assert_eq!(out, RotateOutcome::Invalid, "idle deadline passed");

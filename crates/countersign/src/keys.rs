@@ -372,7 +372,7 @@ fn is_placeholder(bytes: &[u8]) -> bool {
         return false;
     }
     let is_repetition_of = |word: &[u8]| {
-        norm.len() % word.len() == 0 && norm.chunks(word.len()).all(|chunk| chunk == word)
+        norm.len().is_multiple_of(word.len()) && norm.chunks(word.len()).all(|chunk| chunk == word)
     };
     PLACEHOLDERS_EXACT
         .iter()

@@ -6,12 +6,14 @@
 //! - [`clock`]: time as a parameter.
 //! - [`user`], [`password`]: accounts, argon2id on a bounded pool.
 //! - [`session`], [`refresh`]: server-side sessions and refresh-token families.
+//! - [`auth`]: the service a web layer calls (login, sessions, tokens, revocation).
 //! - [`store`]: the storage traits; [`memory`] implements them in process.
 //!
 //! No HTTP and no database driver live here: the web and storage crates depend on this
 //! one, never the reverse.
 #![warn(missing_docs)]
 
+pub mod auth;
 mod b64;
 pub mod clock;
 #[cfg(feature = "conformance")]

@@ -1,0 +1,855 @@
+//! The authentication service: what a web layer calls. Login (with throttling and
+//! timing parity), sessions, token pairs with refresh rotation, bearer verification with
+//! revocation, logout everywhere, account changes that end sessions, key reload.
+//!
+//! # Caching and propagation
+//! The hot paths (a bearer token's revocation checks, a session cookie's record) read a
+//! small in-process cache whose entries live `cache_ttl` (default 1 s). Changes made by
+//! this process update the cache at once; changes made by another instance or by the CLI
+//! are seen within `cache_ttl`. Setting it to zero reads the store on every request. The
+//! trade-off is written up in `docs/decisions.md`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::b64;
+use crate::clock::{Clock, UnixTime};
+use crate::jwt::{self, Claims, Issuance, JwtError, Validation};
+use crate::keys::{KeyRing, Purpose, Subkey};
+use crate::password::{HashingPool, Password, PasswordError};
+use crate::refresh::{RefreshFamily, RefreshHasher, RefreshPolicy, RefreshToken, RotateOutcome};
+use crate::session::{CookieSigner, SessionKey, SessionPolicy, SessionRecord, SessionToken};
+use crate::store::{EphemeralStore, StoreError, UserStore};
+use crate::user::{NewUser, Role, User, UserId, Username};
+
+/// Failed-login throttling: fixed windows per account name and per client address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Failures per account name per window before 429 (default 5).
+    pub per_account: u64,
+    /// Failures per client address per window before 429 (default 50).
+    pub per_address: u64,
+    /// Window length, seconds (default 15 min). No lockout outlasts it.
+    pub window_secs: i64,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            per_account: 5,
+            per_address: 50,
+            window_secs: 15 * 60,
+        }
+    }
+}
+
+/// Everything the service is configured with.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// JWT verification rules.
+    pub validation: Validation,
+    /// JWT issuing rules.
+    pub issuance: Issuance,
+    /// Session lifetimes.
+    pub sessions: SessionPolicy,
+    /// Refresh-family lifetimes.
+    pub refresh: RefreshPolicy,
+    /// Login throttling.
+    pub throttle: ThrottlePolicy,
+    /// How long hot-path cache entries live (see the module docs). Zero disables it.
+    pub cache_ttl: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            validation: Validation::default(),
+            issuance: Issuance::default(),
+            sessions: SessionPolicy::default(),
+            refresh: RefreshPolicy::default(),
+            throttle: ThrottlePolicy::default(),
+            cache_ttl: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What is derived from a key ring; swapped as a whole on reload.
+struct Keys {
+    ring: KeyRing,
+    cookies: CookieSigner,
+    refresh: RefreshHasher,
+    csrf: Vec<Subkey>,
+}
+
+impl Keys {
+    fn new(ring: KeyRing) -> Self {
+        Self {
+            cookies: CookieSigner::new(&ring),
+            refresh: RefreshHasher::new(&ring),
+            csrf: ring.subkeys(Purpose::Csrf),
+            ring,
+        }
+    }
+}
+
+/// How a request was authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `Authorization: Bearer` with a JWT.
+    Bearer {
+        /// The token's `jti`, if any.
+        jti: Option<String>,
+        /// The token's expiry.
+        exp: UnixTime,
+    },
+    /// A session cookie.
+    Session {
+        /// The session's public id.
+        key: SessionKey,
+        /// The session's CSRF token.
+        csrf_token: String,
+    },
+}
+
+/// The authenticated user of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The user's id, when the credential names one (a PyJWT-made token may carry only
+    /// `username` and `role`, as in the seeds).
+    pub user_id: Option<UserId>,
+    /// The user's name.
+    pub username: String,
+    /// The user's role.
+    pub role: String,
+    /// How the request authenticated.
+    pub method: Method,
+}
+
+impl Principal {
+    /// Whether the principal has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.role == role
+    }
+}
+
+/// A new access token and refresh token.
+#[derive(Clone)]
+pub struct TokenPair {
+    /// The JWT.
+    pub access_token: String,
+    /// Seconds until the JWT expires.
+    pub expires_in: i64,
+    /// The opaque refresh token.
+    pub refresh_token: Zeroizing<String>,
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a password login failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// Unknown user or wrong password (indistinguishable by design).
+    #[error("invalid username or password")]
+    Invalid,
+    /// Too many failures for this account or address.
+    #[error("too many failed logins; retry in {retry_after}s")]
+    Throttled {
+        /// Seconds until the window ends.
+        retry_after: i64,
+    },
+    /// The hashing pool is full.
+    #[error("login is at capacity; retry shortly")]
+    Busy,
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BearerError {
+    /// The JWT itself failed (signature, claims, …).
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
+    /// The token names no user (`username` and `sub` both absent).
+    #[error("the token names no user (no username or sub claim)")]
+    NoSubject,
+    /// The token was revoked (its `jti` is denied, or its user logged out everywhere
+    /// after it was issued).
+    #[error("the token was revoked")]
+    Revoked,
+    /// A revocation check needed the store and it failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a session cookie was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Bad MAC, unknown, ended or expired.
+    #[error("the session is invalid or has ended")]
+    Invalid,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a refresh failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// Unknown, expired or revoked token, or its user is gone.
+    #[error("the refresh token is invalid")]
+    Invalid,
+    /// A retired token was presented again: its family is now revoked.
+    #[error("the refresh token was already used; its family is revoked")]
+    Reused,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an account change failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    /// The username is taken.
+    #[error("that username is taken")]
+    Taken,
+    /// No such user.
+    #[error("no such user")]
+    NoSuchUser,
+    /// The username is not valid.
+    #[error(transparent)]
+    Name(#[from] crate::user::NameError),
+    /// The password breaks the policy, or hashing is at capacity.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// A store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => Self::Taken,
+            e => Self::Store(e),
+        }
+    }
+}
+
+/// A small TTL cache in front of the store (see the module docs).
+struct TtlCache<K, V> {
+    ttl: Duration,
+    inner: quick_cache::sync::Cache<K, (V, Instant)>,
+}
+
+impl<K: Eq + std::hash::Hash + Clone, V: Clone> TtlCache<K, V> {
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            inner: quick_cache::sync::Cache::new(capacity),
+        }
+    }
+
+    fn get(&self, k: &K) -> Option<V> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        match self.inner.get(k) {
+            Some((v, at)) if at.elapsed() < self.ttl => Some(v),
+            Some(_) => {
+                self.inner.remove(k);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, k: K, v: V) {
+        if !self.ttl.is_zero() {
+            self.inner.insert(k, (v, Instant::now()));
+        }
+    }
+
+    fn forget(&self, k: &K) {
+        self.inner.remove(k);
+    }
+}
+
+/// The authentication service.
+pub struct Auth {
+    keys: ArcSwap<Keys>,
+    config: AuthConfig,
+    users: Arc<dyn UserStore>,
+    store: Arc<dyn EphemeralStore>,
+    pool: HashingPool,
+    clock: Arc<dyn Clock>,
+    sessions: TtlCache<SessionKey, Option<Arc<SessionRecord>>>,
+    issued_before: TtlCache<UserId, Option<UnixTime>>,
+    denied: TtlCache<String, bool>,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("kids", &self.keys.load().ring.kids().collect::<Vec<_>>())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// A service over these stores.
+    pub fn new(
+        ring: KeyRing,
+        config: AuthConfig,
+        users: Arc<dyn UserStore>,
+        store: Arc<dyn EphemeralStore>,
+        pool: HashingPool,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let ttl = config.cache_ttl;
+        Self {
+            keys: ArcSwap::from_pointee(Keys::new(ring)),
+            users,
+            store,
+            pool,
+            clock,
+            sessions: TtlCache::new(ttl, 100_000),
+            issued_before: TtlCache::new(ttl, 100_000),
+            denied: TtlCache::new(ttl, 100_000),
+            config,
+        }
+    }
+
+    /// Replace the key ring (SIGHUP). Requests in flight finish with the ring they began
+    /// with; nothing is dropped.
+    pub fn set_keys(&self, ring: KeyRing) {
+        self.keys.store(Arc::new(Keys::new(ring)));
+    }
+
+    /// The current key ring's ids, current first.
+    pub fn kids(&self) -> Vec<String> {
+        self.keys
+            .load()
+            .ring
+            .kids()
+            .map(|k| k.as_str().to_owned())
+            .collect()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// The current time.
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// The user store.
+    pub fn users(&self) -> &Arc<dyn UserStore> {
+        &self.users
+    }
+
+    /// The session store.
+    pub fn store(&self) -> &Arc<dyn EphemeralStore> {
+        &self.store
+    }
+
+    /// The hashing pool.
+    pub fn pool(&self) -> &HashingPool {
+        &self.pool
+    }
+
+    // ----- passwords and accounts -----
+
+    /// Check a username and password, throttled per account and per client address.
+    /// Unknown users cost one dummy verify, so the answer and its timing are the same as
+    /// for a wrong password.
+    ///
+    /// # Errors
+    /// [`LoginError`].
+    pub async fn login(
+        &self,
+        username: &str,
+        password: Password,
+        address: &str,
+    ) -> Result<User, LoginError> {
+        let now = self.now();
+        let policy = self.config.throttle;
+        let account_key = format!("acct:{username}");
+        let address_key = format!("addr:{address}");
+        let (acct, acct_end) = self.store.peek(&account_key, now).await?;
+        let (addr, addr_end) = self.store.peek(&address_key, now).await?;
+        if acct >= policy.per_account || addr >= policy.per_address {
+            let end = if acct >= policy.per_account {
+                acct_end
+            } else {
+                addr_end
+            };
+            return Err(LoginError::Throttled {
+                retry_after: (end.secs() - now.secs()).max(1),
+            });
+        }
+        let user = match Username::parse(username) {
+            Ok(name) => self.users.user_by_name(name.as_str()).await?,
+            Err(_) => None,
+        };
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let verdict = match self.pool.verify(password.clone(), hash).await {
+            Ok(v) => v,
+            Err(PasswordError::Busy) => return Err(LoginError::Busy),
+            Err(_) => return Err(LoginError::Invalid),
+        };
+        match user {
+            Some(user) if verdict.matches => {
+                self.store.clear(&account_key).await?;
+                if verdict.needs_rehash
+                    && let Ok(hash) = self.pool.hash(password).await
+                {
+                    self.users.set_password_hash(user.id, &hash).await?;
+                }
+                Ok(user)
+            }
+            _ => {
+                self.store
+                    .hit(&account_key, policy.window_secs, now)
+                    .await?;
+                self.store
+                    .hit(&address_key, policy.window_secs, now)
+                    .await?;
+                Err(LoginError::Invalid)
+            }
+        }
+    }
+
+    /// Create an account (registration, `countersign user add`).
+    ///
+    /// # Errors
+    /// [`AccountError`].
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: Password,
+        role: Role,
+    ) -> Result<User, AccountError> {
+        let username = Username::parse(username)?;
+        password.check_policy()?;
+        let password_hash = self.pool.hash(password).await?;
+        Ok(self
+            .users
+            .create_user(NewUser {
+                username,
+                role,
+                password_hash,
+                created_at: self.now(),
+            })
+            .await?)
+    }
+
+    /// Change a password and end everything the user was signed in with.
+    ///
+    /// # Errors
+    /// [`AccountError`].
+    pub async fn change_password(
+        &self,
+        user: UserId,
+        password: Password,
+    ) -> Result<(), AccountError> {
+        password.check_policy()?;
+        let hash = self.pool.hash(password).await?;
+        if !self.users.set_password_hash(user, &hash).await? {
+            return Err(AccountError::NoSuchUser);
+        }
+        self.logout_everywhere(user).await?;
+        Ok(())
+    }
+
+    /// Change a role; a privilege change ends the user's sessions and tokens.
+    ///
+    /// # Errors
+    /// [`AccountError`].
+    pub async fn set_role(&self, user: UserId, role: &Role) -> Result<(), AccountError> {
+        if !self.users.set_role(user, role).await? {
+            return Err(AccountError::NoSuchUser);
+        }
+        self.logout_everywhere(user).await?;
+        Ok(())
+    }
+
+    /// Remove a user and end everything they were signed in with.
+    ///
+    /// # Errors
+    /// [`AccountError`].
+    pub async fn remove_user(&self, user: UserId) -> Result<(), AccountError> {
+        if !self.users.delete_user(user).await? {
+            return Err(AccountError::NoSuchUser);
+        }
+        self.logout_everywhere(user).await?;
+        Ok(())
+    }
+
+    /// End every session, refresh family and access token of a user. Returns how many
+    /// sessions ended.
+    ///
+    /// # Errors
+    /// When a store fails.
+    pub async fn logout_everywhere(&self, user: UserId) -> Result<u64, StoreError> {
+        // Tokens issued in this second are revoked too: `iat` has whole seconds.
+        let mark = self.now().add_secs(1);
+        self.store.revoke_issued_before(user, mark).await?;
+        self.issued_before.put(user, Some(mark));
+        self.store.revoke_user_families(user).await?;
+        let listed = self.store.list_user_sessions(user, UnixTime(0)).await?;
+        let n = self.store.delete_user_sessions(user).await?;
+        for r in listed {
+            self.sessions.forget(&r.key);
+        }
+        Ok(n)
+    }
+
+    // ----- sessions -----
+
+    /// Start a session for `user`: a fresh id (never one the client chose). Returns the
+    /// cookie value and the record.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn start_session(
+        &self,
+        user: &User,
+        user_agent: &str,
+        ip: &str,
+    ) -> Result<(Zeroizing<String>, SessionRecord), StoreError> {
+        let now = self.now();
+        loop {
+            let token = SessionToken::generate();
+            let mut record = SessionRecord::new(
+                &token,
+                user.id,
+                user.username.clone(),
+                user.role.clone(),
+                &self.config.sessions,
+                now,
+            );
+            record.user_agent = user_agent.chars().take(256).collect();
+            record.ip = ip.chars().take(64).collect();
+            match self.store.create_session(&record).await {
+                // 2^-256 odds; try a new id rather than fail.
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    let cookie = Zeroizing::new(self.keys.load().cookies.sign(&token));
+                    self.sessions
+                        .put(record.key.clone(), Some(Arc::new(record.clone())));
+                    return Ok((cookie, record));
+                }
+            }
+        }
+    }
+
+    /// The live session a cookie value names. The MAC is checked before any lookup;
+    /// "last seen" is written when due.
+    ///
+    /// # Errors
+    /// [`SessionError::Invalid`] for a bad, unknown, ended or expired session.
+    pub async fn session(&self, cookie_value: &str) -> Result<Arc<SessionRecord>, SessionError> {
+        let token = self
+            .keys
+            .load()
+            .cookies
+            .open(cookie_value)
+            .ok_or(SessionError::Invalid)?;
+        let key = token.key();
+        let now = self.now();
+        let record = match self.sessions.get(&key) {
+            Some(cached) => cached,
+            None => {
+                let loaded = self.store.load_session(&key, now).await?.map(Arc::new);
+                self.sessions.put(key.clone(), loaded.clone());
+                loaded
+            }
+        };
+        let record = record
+            .filter(|r| r.is_live(now))
+            .ok_or(SessionError::Invalid)?;
+        if let Some((seen, idle)) = record.touch(&self.config.sessions, now) {
+            if !self.store.touch_session(&key, seen, idle).await? {
+                self.sessions.put(key, None);
+                return Err(SessionError::Invalid);
+            }
+            let mut updated = (*record).clone();
+            updated.last_seen = seen;
+            updated.idle_deadline = idle;
+            let updated = Arc::new(updated);
+            self.sessions.put(key, Some(Arc::clone(&updated)));
+            return Ok(updated);
+        }
+        Ok(record)
+    }
+
+    /// End one session (logout). Returns whether it existed.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn end_session(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.sessions.put(key.clone(), None);
+        self.store.delete_session(key).await
+    }
+
+    /// A user's live sessions, newest first.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn list_sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
+        self.store.list_user_sessions(user, self.now()).await
+    }
+
+    /// End one of a user's own sessions. False when the user has no such session (another
+    /// user's session id is treated as unknown).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn revoke_session(&self, user: UserId, key: &SessionKey) -> Result<bool, StoreError> {
+        let owned = self
+            .store
+            .list_user_sessions(user, self.now())
+            .await?
+            .iter()
+            .any(|r| &r.key == key);
+        if !owned {
+            return Ok(false);
+        }
+        self.end_session(key).await
+    }
+
+    // ----- CSRF -----
+
+    /// Whether `presented` is the session's CSRF token (constant time).
+    pub fn check_session_csrf(&self, record: &SessionRecord, presented: &str) -> bool {
+        record
+            .csrf_token
+            .as_bytes()
+            .ct_eq(presented.as_bytes())
+            .into()
+    }
+
+    /// A CSRF pair for forms shown before there is a session (login, registration): the
+    /// cookie value `<token>.<mac>` and the form token. Signed double-submit.
+    pub fn pre_session_csrf(&self) -> (String, String) {
+        let token = crate::random::opaque_token();
+        let mac = self.keys.load().csrf[0].mac(&[b"pre-session", token.as_bytes()]);
+        let mut cookie = token.clone();
+        cookie.push('.');
+        b64::encode_into(&mac, &mut cookie);
+        (cookie, token)
+    }
+
+    /// Whether a pre-session form token matches its signed cookie.
+    pub fn check_pre_session_csrf(&self, cookie: &str, presented: &str) -> bool {
+        let Some((token, mac)) = cookie.split_once('.') else {
+            return false;
+        };
+        let mut tag = [0u8; 32];
+        if mac.len() != 43 || b64::decode_into(mac.as_bytes(), &mut tag) != Ok(32) {
+            return false;
+        }
+        let keys = self.keys.load();
+        let signed = keys
+            .csrf
+            .iter()
+            .any(|k| k.verify(&[b"pre-session", token.as_bytes()], &tag));
+        signed && bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
+    }
+
+    // ----- tokens -----
+
+    /// Issue an access token and start a refresh family for `user`.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn issue_tokens(&self, user: &User) -> Result<TokenPair, StoreError> {
+        let now = self.now();
+        let family = RefreshFamily::new(user.id, &self.config.refresh, now);
+        let refresh = RefreshToken::generate();
+        let hash = self.keys.load().refresh.hash(&refresh);
+        self.store.create_family(&family, &hash).await?;
+        self.access_pair(user, refresh, now).await
+    }
+
+    /// The access token half of a pair. `iat` is never earlier than the user's
+    /// logout-everywhere mark, so a login in the same second as a logout-everywhere is
+    /// not revoked by it (marks are `now + 1`: `iat` has whole seconds).
+    async fn access_pair(
+        &self,
+        user: &User,
+        refresh: RefreshToken,
+        now: UnixTime,
+    ) -> Result<TokenPair, StoreError> {
+        let mark = self.store.issued_before(user.id).await?;
+        let mut claims = Claims::new(now.add_secs(self.config.issuance.ttl_secs));
+        claims.sub = Some(user.id.to_string());
+        claims.username = Some(user.username.as_str().to_owned());
+        claims.role = Some(user.role.as_str().to_owned());
+        claims.iat = Some(mark.map_or(now, |m| m.max(now)));
+        claims.jti = Some(crate::random::token_id());
+        claims.iss.clone_from(&self.config.issuance.issuer);
+        claims.aud = self.config.issuance.audience.iter().cloned().collect();
+        let access_token = jwt::encode(&self.keys.load().ring, &claims);
+        Ok(TokenPair {
+            access_token,
+            expires_in: self.config.issuance.ttl_secs,
+            refresh_token: Zeroizing::new(refresh.to_text()),
+        })
+    }
+
+    /// Exchange a refresh token for a new pair, retiring it. A retired token presented
+    /// again revokes its family.
+    ///
+    /// # Errors
+    /// [`RefreshError`].
+    pub async fn refresh(&self, presented: &str) -> Result<TokenPair, RefreshError> {
+        let token = RefreshToken::parse(presented).ok_or(RefreshError::Invalid)?;
+        let now = self.now();
+        let next = RefreshToken::generate();
+        let (candidates, next_hash) = {
+            let keys = self.keys.load();
+            (keys.refresh.candidates(&token), keys.refresh.hash(&next))
+        };
+        let outcome = self
+            .store
+            .rotate(&candidates, &next_hash, self.config.refresh.idle_secs, now)
+            .await?;
+        match outcome {
+            RotateOutcome::Rotated { family } => {
+                let user = self
+                    .users
+                    .user_by_id(family.user_id)
+                    .await?
+                    .ok_or(RefreshError::Invalid)?;
+                Ok(self.access_pair(&user, next, now).await?)
+            }
+            RotateOutcome::Reused { .. } => Err(RefreshError::Reused),
+            RotateOutcome::Invalid => Err(RefreshError::Invalid),
+        }
+    }
+
+    /// Revoke a token (RFC 7009): a refresh token ends its family; an access token (whose
+    /// signature verifies) has its `jti` denied until it expires. Unknown tokens are not an
+    /// error, as RFC 7009 §2.2 requires.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn revoke(&self, token: &str) -> Result<(), StoreError> {
+        if let Some(refresh) = RefreshToken::parse(token) {
+            let candidates = self.keys.load().refresh.candidates(&refresh);
+            self.store.revoke_by_token(&candidates).await?;
+            return Ok(());
+        }
+        let verified = {
+            let keys = self.keys.load();
+            jwt::verify(&keys.ring, &self.config.validation, token, self.now())
+        };
+        if let Ok(v) = verified
+            && let Some(jti) = v.claims.jti
+        {
+            self.store.deny_jti(&jti, v.claims.exp).await?;
+            self.denied.put(jti, true);
+        }
+        Ok(())
+    }
+
+    /// Verify a bearer token: the JWT (signature first, then claims), then revocation (the
+    /// `jti` denylist and the user's logout-everywhere mark).
+    ///
+    /// # Errors
+    /// [`BearerError`].
+    pub async fn verify_bearer(&self, token: &str) -> Result<Principal, BearerError> {
+        let now = self.now();
+        let claims = {
+            let keys = self.keys.load();
+            jwt::verify(&keys.ring, &self.config.validation, token, now)?.claims
+        };
+        self.principal_from_claims(claims, now).await
+    }
+
+    async fn principal_from_claims(
+        &self,
+        claims: Claims,
+        now: UnixTime,
+    ) -> Result<Principal, BearerError> {
+        let user_id = claims.sub.as_deref().and_then(|s| s.parse().ok());
+        if let Some(jti) = &claims.jti {
+            let denied = match self.denied.get(jti) {
+                Some(d) => d,
+                None => {
+                    let d = self.store.is_jti_denied(jti, now).await?;
+                    self.denied.put(jti.clone(), d);
+                    d
+                }
+            };
+            if denied {
+                return Err(BearerError::Revoked);
+            }
+        }
+        if let Some(id) = user_id {
+            let mark = match self.issued_before.get(&id) {
+                Some(m) => m,
+                None => {
+                    let m = self.store.issued_before(id).await?;
+                    self.issued_before.put(id, m);
+                    m
+                }
+            };
+            if let Some(mark) = mark
+                && claims.iat.is_none_or(|iat| iat < mark)
+            {
+                return Err(BearerError::Revoked);
+            }
+        }
+        let username = claims
+            .username
+            .or_else(|| claims.sub.clone())
+            .ok_or(BearerError::NoSubject)?;
+        Ok(Principal {
+            user_id,
+            username,
+            role: claims.role.unwrap_or_default(),
+            method: Method::Bearer {
+                jti: claims.jti,
+                exp: claims.exp,
+            },
+        })
+    }
+
+    /// The principal of a live session.
+    pub fn principal_from_session(record: &SessionRecord) -> Principal {
+        Principal {
+            user_id: Some(record.user_id),
+            username: record.username.as_str().to_owned(),
+            role: record.role.as_str().to_owned(),
+            method: Method::Session {
+                key: record.key.clone(),
+                csrf_token: record.csrf_token.clone(),
+            },
+        }
+    }
+}
