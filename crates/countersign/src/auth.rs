@@ -853,3 +853,384 @@ impl Auth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::keys::SecretKey;
+    use crate::memory::MemoryStore;
+    use crate::password::{HashParams, Hasher};
+
+    const T0: UnixTime = UnixTime(1_800_000_000);
+    const PW: &str = "correct horse battery";
+
+    struct Fixture {
+        auth: Auth,
+        clock: ManualClock,
+        store: Arc<MemoryStore>,
+        key: SecretKey,
+    }
+
+    fn fixture() -> Fixture {
+        let clock = ManualClock::new(T0);
+        let store = Arc::new(MemoryStore::new());
+        let pool = HashingPool::new(
+            Hasher::new(HashParams {
+                m_cost_kib: 64,
+                t_cost: 1,
+                p_cost: 1,
+            })
+            .unwrap(),
+            2,
+            16,
+        )
+        .unwrap();
+        let (key, _) = SecretKey::generate(32).unwrap();
+        let config = AuthConfig {
+            cache_ttl: Duration::ZERO,
+            ..AuthConfig::default()
+        };
+        let auth = Auth::new(
+            KeyRing::single(key.clone()),
+            config,
+            store.clone(),
+            store.clone(),
+            pool,
+            Arc::new(clock.clone()),
+        );
+        Fixture {
+            auth,
+            clock,
+            store,
+            key,
+        }
+    }
+
+    async fn alice(f: &Fixture) -> User {
+        f.auth
+            .create_user("alice", Password::new(PW), Role::user())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn login_success_wrong_and_unknown_look_alike() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let ok = f
+            .auth
+            .login("alice", Password::new(PW), "1.2.3.4")
+            .await
+            .unwrap();
+        assert_eq!(ok.id, a.id);
+        let wrong = f
+            .auth
+            .login("alice", Password::new("nope nope"), "1.2.3.4")
+            .await;
+        let unknown = f.auth.login("mallory", Password::new(PW), "1.2.3.4").await;
+        let bad_name = f
+            .auth
+            .login("<bad name>", Password::new(PW), "1.2.3.4")
+            .await;
+        for e in [wrong, unknown, bad_name] {
+            assert!(matches!(e, Err(LoginError::Invalid)), "{e:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn throttles_per_account_then_recovers() {
+        let f = fixture();
+        alice(&f).await;
+        for _ in 0..5 {
+            let e = f
+                .auth
+                .login("alice", Password::new("wrong pass"), "10.0.0.1")
+                .await;
+            assert!(matches!(e, Err(LoginError::Invalid)));
+        }
+        // Even the right password is refused while throttled, from any address.
+        let e = f.auth.login("alice", Password::new(PW), "10.0.0.2").await;
+        let Err(LoginError::Throttled { retry_after }) = e else {
+            panic!("expected throttling, got {e:?}")
+        };
+        assert_eq!(retry_after, 15 * 60);
+        f.clock.advance(15 * 60);
+        assert!(
+            f.auth
+                .login("alice", Password::new(PW), "10.0.0.2")
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn throttles_per_address_across_accounts() {
+        let f = fixture();
+        for i in 0..50 {
+            let _ = f
+                .auth
+                .login(&format!("user{i}"), Password::new("wrong pass"), "10.9.9.9")
+                .await;
+        }
+        let e = f.auth.login("someone", Password::new(PW), "10.9.9.9").await;
+        assert!(matches!(e, Err(LoginError::Throttled { .. })), "{e:?}");
+        let other = f.auth.login("someone", Password::new(PW), "10.9.9.8").await;
+        assert!(matches!(other, Err(LoginError::Invalid)), "{other:?}");
+    }
+
+    #[tokio::test]
+    async fn session_lifecycle() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let (cookie, record) = f.auth.start_session(&a, "ua", "1.2.3.4").await.unwrap();
+        let loaded = f.auth.session(&cookie).await.unwrap();
+        assert_eq!(loaded.key, record.key);
+        // Idle: 30 minutes without use ends it.
+        f.clock.advance(29 * 60);
+        assert!(f.auth.session(&cookie).await.is_ok());
+        f.clock.advance(29 * 60);
+        assert!(
+            f.auth.session(&cookie).await.is_ok(),
+            "the touch moved the idle deadline"
+        );
+        f.clock.advance(31 * 60);
+        assert!(matches!(
+            f.auth.session(&cookie).await,
+            Err(SessionError::Invalid)
+        ));
+    }
+
+    #[tokio::test]
+    async fn session_absolute_deadline() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let (cookie, _) = f.auth.start_session(&a, "", "").await.unwrap();
+        for _ in 0..(12 * 60 / 20) - 1 {
+            f.clock.advance(20 * 60);
+            assert!(f.auth.session(&cookie).await.is_ok());
+        }
+        f.clock.advance(20 * 60);
+        assert!(matches!(
+            f.auth.session(&cookie).await,
+            Err(SessionError::Invalid)
+        ));
+    }
+
+    #[tokio::test]
+    async fn logout_replay_and_tampered_cookie() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let (cookie, record) = f.auth.start_session(&a, "", "").await.unwrap();
+        assert!(f.auth.end_session(&record.key).await.unwrap());
+        assert!(matches!(
+            f.auth.session(&cookie).await,
+            Err(SessionError::Invalid)
+        ));
+        let mut forged = cookie.to_string();
+        forged.replace_range(0..1, if forged.starts_with('A') { "B" } else { "A" });
+        assert!(matches!(
+            f.auth.session(&forged).await,
+            Err(SessionError::Invalid)
+        ));
+    }
+
+    #[tokio::test]
+    async fn cached_session_sees_local_logout_at_once() {
+        let f = fixture();
+        let auth = Auth::new(
+            KeyRing::single(f.key.clone()),
+            AuthConfig::default(),
+            f.store.clone(),
+            f.store.clone(),
+            f.auth.pool.clone(),
+            Arc::new(f.clock.clone()),
+        );
+        let a = auth
+            .create_user("bob", Password::new(PW), Role::user())
+            .await
+            .unwrap();
+        let (cookie, record) = auth.start_session(&a, "", "").await.unwrap();
+        assert!(auth.session(&cookie).await.is_ok());
+        auth.end_session(&record.key).await.unwrap();
+        assert!(matches!(
+            auth.session(&cookie).await,
+            Err(SessionError::Invalid)
+        ));
+    }
+
+    #[tokio::test]
+    async fn bearer_refresh_rotation_and_reuse() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let pair = f.auth.issue_tokens(&a).await.unwrap();
+        let p = f.auth.verify_bearer(&pair.access_token).await.unwrap();
+        assert_eq!(p.username, "alice");
+        assert_eq!(p.user_id, Some(a.id));
+        assert_eq!(pair.expires_in, 15 * 60);
+
+        let next = f.auth.refresh(&pair.refresh_token).await.unwrap();
+        assert!(f.auth.verify_bearer(&next.access_token).await.is_ok());
+        // The retired token again: reuse, and the family's live token dies too.
+        assert!(matches!(
+            f.auth.refresh(&pair.refresh_token).await,
+            Err(RefreshError::Reused)
+        ));
+        assert!(matches!(
+            f.auth.refresh(&next.refresh_token).await,
+            Err(RefreshError::Invalid)
+        ));
+        assert!(matches!(
+            f.auth.refresh("garbage").await,
+            Err(RefreshError::Invalid)
+        ));
+    }
+
+    #[tokio::test]
+    async fn access_token_expires_and_revokes() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let pair = f.auth.issue_tokens(&a).await.unwrap();
+        f.auth.revoke(&pair.access_token).await.unwrap();
+        assert!(matches!(
+            f.auth.verify_bearer(&pair.access_token).await,
+            Err(BearerError::Revoked)
+        ));
+        let pair = f.auth.issue_tokens(&a).await.unwrap();
+        f.clock.advance(15 * 60 + 30);
+        let e = f.auth.verify_bearer(&pair.access_token).await.unwrap_err();
+        assert!(matches!(&e, BearerError::Jwt(j) if j.is_expired()), "{e:?}");
+        // Revoking a refresh token ends its family; unknown tokens are fine (RFC 7009).
+        f.auth.revoke(&pair.refresh_token).await.unwrap();
+        assert!(matches!(
+            f.auth.refresh(&pair.refresh_token).await,
+            Err(RefreshError::Invalid)
+        ));
+        f.auth.revoke("not a token").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn logout_everywhere_ends_all_but_not_the_next_login() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let pair = f.auth.issue_tokens(&a).await.unwrap();
+        let (c1, _) = f.auth.start_session(&a, "", "").await.unwrap();
+        let (c2, _) = f.auth.start_session(&a, "", "").await.unwrap();
+        assert_eq!(f.auth.logout_everywhere(a.id).await.unwrap(), 2);
+        assert!(f.auth.session(&c1).await.is_err());
+        assert!(f.auth.session(&c2).await.is_err());
+        assert!(matches!(
+            f.auth.verify_bearer(&pair.access_token).await,
+            Err(BearerError::Revoked)
+        ));
+        assert!(f.auth.refresh(&pair.refresh_token).await.is_err());
+        // A login in the same second still works.
+        let again = f.auth.issue_tokens(&a).await.unwrap();
+        assert!(f.auth.verify_bearer(&again.access_token).await.is_ok());
+        let (c3, _) = f.auth.start_session(&a, "", "").await.unwrap();
+        assert!(f.auth.session(&c3).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn account_changes_end_sessions() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let (c, _) = f.auth.start_session(&a, "", "").await.unwrap();
+        f.auth
+            .change_password(a.id, Password::new("a brand new pass"))
+            .await
+            .unwrap();
+        assert!(f.auth.session(&c).await.is_err());
+        assert!(f.auth.login("alice", Password::new(PW), "x").await.is_err());
+        assert!(
+            f.auth
+                .login("alice", Password::new("a brand new pass"), "x")
+                .await
+                .is_ok()
+        );
+
+        let (c, _) = f.auth.start_session(&a, "", "").await.unwrap();
+        f.auth.set_role(a.id, &Role::admin()).await.unwrap();
+        assert!(f.auth.session(&c).await.is_err());
+
+        let (c, _) = f.auth.start_session(&a, "", "").await.unwrap();
+        f.auth.remove_user(a.id).await.unwrap();
+        assert!(f.auth.session(&c).await.is_err());
+        assert!(matches!(
+            f.auth.remove_user(a.id).await,
+            Err(AccountError::NoSuchUser)
+        ));
+        assert!(matches!(
+            f.auth
+                .create_user("x", Password::new("short"), Role::user())
+                .await,
+            Err(AccountError::Password(PasswordError::TooShort))
+        ));
+    }
+
+    #[tokio::test]
+    async fn duplicate_user_is_taken() {
+        let f = fixture();
+        alice(&f).await;
+        let e = f
+            .auth
+            .create_user("alice", Password::new(PW), Role::user())
+            .await;
+        assert!(matches!(e, Err(AccountError::Taken)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn revoke_session_only_own() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let b = f
+            .auth
+            .create_user("bob", Password::new(PW), Role::user())
+            .await
+            .unwrap();
+        let (_, rb) = f.auth.start_session(&b, "", "").await.unwrap();
+        assert!(!f.auth.revoke_session(a.id, &rb.key).await.unwrap());
+        assert_eq!(f.auth.list_sessions(b.id).await.unwrap().len(), 1);
+        assert!(f.auth.revoke_session(b.id, &rb.key).await.unwrap());
+        assert!(f.auth.list_sessions(b.id).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_sessions_and_tokens_removal_ends_them() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let (cookie, _) = f.auth.start_session(&a, "", "").await.unwrap();
+        let pair = f.auth.issue_tokens(&a).await.unwrap();
+        let (new, _) = SecretKey::generate(32).unwrap();
+        f.auth
+            .set_keys(KeyRing::new(new.clone(), vec![f.key.clone()]).unwrap());
+        assert!(f.auth.session(&cookie).await.is_ok());
+        assert!(f.auth.verify_bearer(&pair.access_token).await.is_ok());
+        let next = f.auth.refresh(&pair.refresh_token).await.unwrap();
+        // Emergency rotation: the old key leaves the ring.
+        f.auth.set_keys(KeyRing::single(new));
+        assert!(f.auth.session(&cookie).await.is_err());
+        assert!(f.auth.verify_bearer(&pair.access_token).await.is_err());
+        // Made after the rotation, under the new key: still good.
+        assert!(f.auth.verify_bearer(&next.access_token).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn csrf_tokens() {
+        let f = fixture();
+        let (cookie, token) = f.auth.pre_session_csrf();
+        assert!(f.auth.check_pre_session_csrf(&cookie, &token));
+        assert!(!f.auth.check_pre_session_csrf(&cookie, "other"));
+        let (other_cookie, _) = f.auth.pre_session_csrf();
+        assert!(!f.auth.check_pre_session_csrf(&other_cookie, &token));
+        let forged = format!("{token}.{}", "A".repeat(43));
+        assert!(!f.auth.check_pre_session_csrf(&forged, &token));
+        let a = alice(&f).await;
+        let (_, record) = f.auth.start_session(&a, "", "").await.unwrap();
+        assert!(
+            f.auth
+                .check_session_csrf(&record, &record.csrf_token.clone())
+        );
+        assert!(!f.auth.check_session_csrf(&record, &token));
+    }
+}
