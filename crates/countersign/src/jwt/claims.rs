@@ -211,12 +211,14 @@ fn date_claim(name: &'static str, v: Option<Value>) -> Result<Option<UnixTime>, 
 fn audience_claim(v: Option<Value>) -> Result<Vec<String>, JwtError> {
     const BAD: JwtError = JwtError::InvalidClaim {
         name: "aud",
-        expected: "a string or an array of strings",
+        expected: "a string or a non-empty array of strings",
     };
     match v {
         None => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s]),
-        Some(Value::Array(items)) => items
+        // An empty array is present but names no one: RFC 7519 §4.1.3 says to refuse it,
+        // and an empty `Vec` would read as "no aud" to `check_claims`.
+        Some(Value::Array(items)) if !items.is_empty() => items
             .into_iter()
             .map(|i| match i {
                 Value::String(s) => Ok(s),

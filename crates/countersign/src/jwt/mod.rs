@@ -493,15 +493,16 @@ fn check_claims(claims: &Claims, v: &Validation, now: UnixTime) -> Result<(), Jw
     if let Some(nbf) = claims.nbf
         && now.0.saturating_add(leeway) < nbf.0
     {
+        // `now` is the caller's and may be far in the past: saturate, never overflow.
         return Err(JwtError::NotYetValid {
-            in_secs: nbf.0 - now.0,
+            in_secs: nbf.0.saturating_sub(now.0),
         });
     }
     if let Some(iat) = claims.iat
         && iat.0 > now.0.saturating_add(leeway)
     {
         return Err(JwtError::IssuedInFuture {
-            ahead: iat.0 - now.0,
+            ahead: iat.0.saturating_sub(now.0),
         });
     }
     if let Some(expected) = &v.issuer
