@@ -1,0 +1,312 @@
+//! Cross-site request forgery defence (DESIGN.md, "Sessions" → CSRF).
+//!
+//! Two independent checks guard every state-changing request that a browser could send
+//! with ambient credentials:
+//!
+//! 1. Where the request came from: `Sec-Fetch-Site`, when sent, must be `same-origin` or
+//!    `none` (typed into the address bar); `Origin`, when sent, must be this server's own
+//!    origin or one of [`AuthState::allowed_origins`].
+//! 2. A synchronizer token the attacker cannot read: the `X-CSRF-Token` header or, in an
+//!    `application/x-www-form-urlencoded` body, the `csrf_token` field. With a live
+//!    session it must be the session's token ([`csrf_token_for`](crate::csrf_token_for));
+//!    without one (login and registration forms, against login CSRF) it must match the
+//!    signed pre-session cookie set by [`issue_pre_session_csrf`].
+//!
+//! Safe methods (`GET`, `HEAD`, `OPTIONS`) and requests with `Authorization: Bearer` are
+//! exempt: a browser never attaches a bearer token on its own, and a cross-site page
+//! cannot add one without a CORS preflight.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use countersign::auth::Auth;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::cookie::{read_cookie, sets_cookie};
+use crate::extract::{
+    AuthState, BearerHeader, StaleSession, bearer_header, count, remember, session_rejection,
+};
+use crate::rejection::AuthRejection;
+
+/// The header that carries the synchronizer token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The form field that carries the synchronizer token.
+pub const CSRF_FIELD: &str = "csrf_token";
+
+/// The largest form body the guard reads to find [`CSRF_FIELD`]; larger bodies get
+/// [`AuthRejection::PayloadTooLarge`] (send the token in [`CSRF_HEADER`] instead).
+pub const FORM_LIMIT: usize = 64 * 1024;
+
+/// Middleware that refuses cross-site state changes; install it with
+/// [`axum::middleware::from_fn_with_state`].
+///
+/// Failures are [`AuthRejection::CsrfFailed`] (403); a store outage while looking up the
+/// session is [`AuthRejection::Unavailable`] (503); a form body over [`FORM_LIMIT`] is
+/// [`AuthRejection::PayloadTooLarge`] (413). A form body read for its token is handed on
+/// to the handler unchanged. The session the guard looked up is kept for the extractors,
+/// so a guarded request costs one lookup, not two.
+///
+/// Forms must carry the right token: render a signed-in user's forms with
+/// [`csrf_token_for`](crate::csrf_token_for), and forms shown before there is a session
+/// with [`issue_pre_session_csrf`]. Routes for non-browser clients that send credentials
+/// in the body and no cookies (`POST /api/token`) should sit outside this layer, or their
+/// clients must send a bearer token.
+///
+/// It also clears a bad session cookie that [`MaybeAuthenticated`](crate::MaybeAuthenticated)
+/// passed over, unless the handler sets a new one.
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// use axum::{Router, middleware, routing::post};
+/// use countersign_axum::{AuthState, Authenticated, csrf_guard};
+///
+/// async fn rename(Authenticated(user): Authenticated) -> String {
+///     format!("renamed by {}", user.username)
+/// }
+///
+/// fn router(state: Arc<AuthState>) -> Router {
+///     Router::new()
+///         .route("/buggy/rename", post(rename))
+///         .layer(middleware::from_fn_with_state(Arc::clone(&state), csrf_guard))
+///         .with_state(state)
+/// }
+/// ```
+pub async fn csrf_guard(
+    State(state): State<Arc<AuthState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let bearer = bearer_header(&parts.headers);
+    let exempt = matches!(bearer, BearerHeader::Token(_));
+    let session_cookie = matches!(bearer, BearerHeader::Absent)
+        && read_cookie(&parts.headers, state.cookies.session_name()).is_some();
+    let stale = session_cookie.then(StaleSession::default);
+    if let Some(stale) = &stale {
+        parts.extensions.insert(stale.clone());
+    }
+    let mut response = if is_safe(&parts.method) || exempt {
+        next.run(Request::from_parts(parts, body)).await
+    } else {
+        match check(&state, parts, body, stale.as_ref()).await {
+            Ok(request) => next.run(request).await,
+            Err(rejection) => {
+                if !matches!(rejection, AuthRejection::Unavailable { .. }) {
+                    // Unavailable was counted where the store failed.
+                    rejection.count();
+                }
+                rejection.into_response()
+            }
+        }
+    };
+    if let Some(stale) = stale
+        && stale.is_marked()
+        && !sets_cookie(response.headers(), state.cookies.session_name())
+    {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, state.cookies.clear_session_cookie());
+    }
+    response
+}
+
+/// A CSRF pair for a form shown before there is a session (login, registration): the
+/// `Set-Cookie` value for the signed pre-session cookie, and the token to put in the
+/// form's hidden `csrf_token` field.
+///
+/// # Examples
+/// ```no_run
+/// use axum::response::{Html, IntoResponse};
+/// use countersign_axum::{AuthState, issue_pre_session_csrf};
+/// use http::header::SET_COOKIE;
+///
+/// fn login_form(state: &AuthState) -> impl IntoResponse {
+///     let (cookie, token) = issue_pre_session_csrf(state);
+///     let form = format!(
+///         r#"<form method="post" action="/login">
+///              <input type="hidden" name="csrf_token" value="{token}"> …</form>"#
+///     );
+///     ([(SET_COOKIE, cookie)], Html(form))
+/// }
+/// ```
+pub fn issue_pre_session_csrf(state: &AuthState) -> (HeaderValue, String) {
+    let (cookie, token) = state.auth.pre_session_csrf();
+    (state.cookies.csrf_cookie(&cookie), token)
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Run both checks; on success, the request to hand on (with its body restored).
+async fn check(
+    state: &AuthState,
+    mut parts: Parts,
+    body: Body,
+    stale: Option<&StaleSession>,
+) -> Result<Request, AuthRejection> {
+    if !fetch_site_allowed(&parts.headers) {
+        tracing::debug!(code = "sec_fetch_site", "CSRF check failed");
+        return Err(AuthRejection::CsrfFailed);
+    }
+    if !origin_allowed(state, &parts) {
+        tracing::debug!(code = "origin", "CSRF check failed");
+        return Err(AuthRejection::CsrfFailed);
+    }
+    let (presented, body) = presented_token(&parts.headers, body).await?;
+    let Some(presented) = presented else {
+        tracing::debug!(code = "missing_token", "CSRF check failed");
+        return Err(AuthRejection::CsrfFailed);
+    };
+
+    let session_cookie = match bearer_header(&parts.headers) {
+        BearerHeader::Absent => read_cookie(&parts.headers, state.cookies.session_name()),
+        // A malformed Authorization header: the extractors judge the request by it, not
+        // by the cookie, so there is no session to hold the token against.
+        _ => None,
+    };
+    if let Some(value) = session_cookie {
+        match state.auth.session(value).await {
+            Ok(record) => {
+                let principal = Auth::principal_from_session(&record);
+                let outcome = Ok(principal);
+                count(&outcome);
+                remember(&mut parts, outcome.map(Some));
+                if state.auth.check_session_csrf(&record, &presented) {
+                    return Ok(Request::from_parts(parts, body));
+                }
+                tracing::debug!(code = "session_token", "CSRF check failed");
+                return Err(AuthRejection::CsrfFailed);
+            }
+            Err(e) => {
+                let rejection = session_rejection(e);
+                rejection.count();
+                if let AuthRejection::Unavailable { .. } = rejection {
+                    return Err(rejection);
+                }
+                remember(&mut parts, Err(rejection));
+                if let Some(stale) = stale {
+                    stale.mark();
+                }
+                // No live session: the form is a pre-session one (a login form shown
+                // after the session ended, say).
+            }
+        }
+    }
+    let signed = read_cookie(&parts.headers, state.cookies.csrf_name());
+    if signed.is_some_and(|cookie| state.auth.check_pre_session_csrf(cookie, &presented)) {
+        Ok(Request::from_parts(parts, body))
+    } else {
+        tracing::debug!(code = "pre_session_token", "CSRF check failed");
+        Err(AuthRejection::CsrfFailed)
+    }
+}
+
+/// `Sec-Fetch-Site`, when present, is `same-origin` or `none`.
+fn fetch_site_allowed(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all("sec-fetch-site").iter();
+    let Some(value) = values.next() else {
+        return true;
+    };
+    values.next().is_none()
+        && value.to_str().is_ok_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("same-origin") || v.eq_ignore_ascii_case("none")
+        })
+}
+
+/// `Origin`, when present, is an allowed origin or the request's own.
+fn origin_allowed(state: &AuthState, parts: &Parts) -> bool {
+    let mut values = parts.headers.get_all(header::ORIGIN).iter();
+    let Some(origin) = values.next() else {
+        return true;
+    };
+    if values.next().is_some() {
+        return false;
+    }
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().trim_end_matches('/');
+    if state
+        .allowed_origins
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let Some(host) = host else {
+        return false;
+    };
+    let scheme = state.cookies.scheme();
+    let Some(origin_host) = origin
+        .get(..scheme.len())
+        .filter(|s| s.eq_ignore_ascii_case(scheme))
+        .and_then(|_| origin[scheme.len()..].strip_prefix("://"))
+    else {
+        return false;
+    };
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    let origin_host = origin_host
+        .strip_suffix(default_port)
+        .unwrap_or(origin_host);
+    let host = host.trim();
+    let host = host.strip_suffix(default_port).unwrap_or(host);
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}
+
+/// The token the request presents, from the header or the form body; the body comes back
+/// for the handler.
+async fn presented_token(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Option<String>, Body), AuthRejection> {
+    if let Some(value) = headers.get(CSRF_HEADER) {
+        let token = value.to_str().ok().map(|v| v.trim().to_owned());
+        return Ok((token, body));
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| {
+            essence
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Ok((None, body));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = AuthRejection::PayloadTooLarge { limit: FORM_LIMIT };
+    if declared.is_some_and(|n| n > FORM_LIMIT as u64) {
+        return Err(too_large);
+    }
+    let bytes = match Limited::new(body, FORM_LIMIT).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => return Err(too_large),
+        Err(e) => {
+            tracing::debug!(error = %e, "CSRF check could not read the form body");
+            return Err(AuthRejection::CsrfFailed);
+        }
+    };
+    let token = form_urlencoded::parse(&bytes)
+        .find(|(name, _)| name == CSRF_FIELD)
+        .map(|(_, value)| value.into_owned());
+    Ok((token, Body::from(bytes)))
+}

@@ -1,0 +1,482 @@
+//! The fixture: an `Auth` over a memory store that can be switched off and counts session
+//! loads, a manual clock, two users, and a test router.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::{Form, FromRef};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use countersign::auth::{Auth, AuthConfig};
+use countersign::clock::{ManualClock, UnixTime};
+use countersign::keys::{KeyRing, SecretKey};
+use countersign::memory::MemoryStore;
+use countersign::password::{HashParams, Hasher, HashingPool, Password, PasswordHash};
+use countersign::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
+use countersign::session::{SessionKey, SessionRecord};
+use countersign::store::{
+    RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore, UserStore, unavailable,
+};
+use countersign::user::{NewUser, Role, User, UserId};
+use countersign_axum::{
+    Admin, AuthState, Authenticated, CookieConfig, MaybeAuthenticated, RequireRole, RoleName,
+    csrf_guard,
+};
+use http::{HeaderMap, Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// A memory store that fails with `StoreError::Unavailable` while `down`, and counts
+/// session loads.
+#[derive(Default)]
+pub struct Flaky {
+    inner: MemoryStore,
+    pub down: AtomicBool,
+    pub session_loads: AtomicUsize,
+}
+
+impl Flaky {
+    fn check(&self) -> StoreResult<()> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(unavailable(std::io::Error::other(
+                "the test switched the store off",
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn loads(&self) -> usize {
+        self.session_loads.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl SessionStore for Flaky {
+    async fn create_session(&self, record: &SessionRecord) -> StoreResult<()> {
+        self.check()?;
+        self.inner.create_session(record).await
+    }
+    async fn load_session(
+        &self,
+        key: &SessionKey,
+        now: UnixTime,
+    ) -> StoreResult<Option<SessionRecord>> {
+        self.session_loads.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.load_session(key, now).await
+    }
+    async fn touch_session(
+        &self,
+        key: &SessionKey,
+        last_seen: UnixTime,
+        idle_deadline: UnixTime,
+    ) -> StoreResult<bool> {
+        self.check()?;
+        self.inner
+            .touch_session(key, last_seen, idle_deadline)
+            .await
+    }
+    async fn delete_session(&self, key: &SessionKey) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.delete_session(key).await
+    }
+    async fn list_user_sessions(
+        &self,
+        user: UserId,
+        now: UnixTime,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        self.check()?;
+        self.inner.list_user_sessions(user, now).await
+    }
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+        self.check()?;
+        self.inner.delete_user_sessions(user).await
+    }
+    async fn sweep_sessions(&self, now: UnixTime) -> StoreResult<u64> {
+        self.check()?;
+        self.inner.sweep_sessions(now).await
+    }
+    async fn ping_sessions(&self) -> StoreResult<()> {
+        self.check()?;
+        self.inner.ping_sessions().await
+    }
+}
+
+#[async_trait]
+impl RefreshStore for Flaky {
+    async fn create_family(&self, family: &RefreshFamily, first: &RefreshHash) -> StoreResult<()> {
+        self.check()?;
+        self.inner.create_family(family, first).await
+    }
+    async fn rotate(
+        &self,
+        presented: &[RefreshHash],
+        next: &RefreshHash,
+        idle_secs: i64,
+        now: UnixTime,
+    ) -> StoreResult<RotateOutcome> {
+        self.check()?;
+        self.inner.rotate(presented, next, idle_secs, now).await
+    }
+    async fn revoke_by_token(&self, presented: &[RefreshHash]) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.revoke_by_token(presented).await
+    }
+    async fn revoke_family(&self, id: &FamilyId) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.revoke_family(id).await
+    }
+    async fn revoke_user_families(&self, user: UserId) -> StoreResult<u64> {
+        self.check()?;
+        self.inner.revoke_user_families(user).await
+    }
+    async fn sweep_families(&self, now: UnixTime) -> StoreResult<u64> {
+        self.check()?;
+        self.inner.sweep_families(now).await
+    }
+}
+
+#[async_trait]
+impl RevocationStore for Flaky {
+    async fn deny_jti(&self, jti: &str, until: UnixTime) -> StoreResult<()> {
+        self.check()?;
+        self.inner.deny_jti(jti, until).await
+    }
+    async fn is_jti_denied(&self, jti: &str, now: UnixTime) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.is_jti_denied(jti, now).await
+    }
+    async fn revoke_issued_before(&self, user: UserId, before: UnixTime) -> StoreResult<()> {
+        self.check()?;
+        self.inner.revoke_issued_before(user, before).await
+    }
+    async fn issued_before(&self, user: UserId) -> StoreResult<Option<UnixTime>> {
+        self.check()?;
+        self.inner.issued_before(user).await
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for Flaky {
+    async fn hit(
+        &self,
+        key: &str,
+        window_secs: i64,
+        now: UnixTime,
+    ) -> StoreResult<(u64, UnixTime)> {
+        self.check()?;
+        self.inner.hit(key, window_secs, now).await
+    }
+    async fn peek(&self, key: &str, now: UnixTime) -> StoreResult<(u64, UnixTime)> {
+        self.check()?;
+        self.inner.peek(key, now).await
+    }
+    async fn clear(&self, key: &str) -> StoreResult<()> {
+        self.check()?;
+        self.inner.clear(key).await
+    }
+}
+
+/// Users live in a plain memory store (the tests switch off only the session store).
+struct Users(MemoryStore);
+
+#[async_trait]
+impl UserStore for Users {
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.0.create_user(user).await
+    }
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        self.0.user_by_name(username).await
+    }
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.0.user_by_id(id).await
+    }
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.0.list_users().await
+    }
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
+        self.0.set_password_hash(id, hash).await
+    }
+    async fn set_role(&self, id: UserId, role: &Role) -> StoreResult<bool> {
+        self.0.set_role(id, role).await
+    }
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        self.0.delete_user(id).await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.0.ping().await
+    }
+}
+
+pub const START: UnixTime = UnixTime(1_700_000_000);
+pub const HOST: &str = "auth.example";
+
+pub struct Fx {
+    pub auth: Arc<Auth>,
+    pub state: Arc<AuthState>,
+    pub clock: ManualClock,
+    pub store: Arc<Flaky>,
+    pub alice: User,
+    pub root: User,
+    pub app: Router,
+}
+
+pub async fn fixture() -> Fx {
+    fixture_with(CookieConfig { secure: true }).await
+}
+
+pub async fn fixture_with(cookies: CookieConfig) -> Fx {
+    let ring = KeyRing::single(SecretKey::generate(32).unwrap().0);
+    let config = AuthConfig {
+        cache_ttl: Duration::ZERO,
+        ..AuthConfig::default()
+    };
+    let hasher = Hasher::new(HashParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    })
+    .unwrap();
+    let pool = HashingPool::new(hasher, 1, 16).unwrap();
+    let clock = ManualClock::new(START);
+    let store = Arc::new(Flaky::default());
+    let auth = Arc::new(Auth::new(
+        ring,
+        config,
+        Arc::new(Users(MemoryStore::new())),
+        Arc::clone(&store) as _,
+        pool,
+        Arc::new(clock.clone()),
+    ));
+    let password = || Password::new("a long and unusual passphrase");
+    let alice = auth
+        .create_user("alice", password(), Role::user())
+        .await
+        .unwrap();
+    let root = auth
+        .create_user("root", password(), Role::admin())
+        .await
+        .unwrap();
+    let state = Arc::new(AuthState {
+        auth: Arc::clone(&auth),
+        cookies,
+        allowed_origins: vec!["https://app.example".to_owned()],
+    });
+    Fx {
+        app: router(Arc::clone(&state)),
+        auth,
+        state,
+        clock,
+        store,
+        alice,
+        root,
+    }
+}
+
+pub struct Editor;
+impl RoleName for Editor {
+    const NAME: &'static str = "editor";
+}
+
+async fn protected(Authenticated(user): Authenticated) -> Json<Value> {
+    Json(json!({
+        "message": format!("Hello {}, you have access to this protected route.", user.username)
+    }))
+}
+
+async fn page(MaybeAuthenticated(user): MaybeAuthenticated) -> String {
+    match user {
+        Some(user) => format!("Logged in as {}", user.username),
+        None => "You are not logged in".to_owned(),
+    }
+}
+
+async fn admin(RequireRole(user): RequireRole<Admin>) -> String {
+    format!("admin {}", user.username)
+}
+
+async fn editor(RequireRole(user): RequireRole<Editor>) -> String {
+    format!("editor {}", user.username)
+}
+
+async fn submit(
+    Authenticated(user): Authenticated,
+    Form(form): Form<HashMap<String, String>>,
+) -> Json<Value> {
+    Json(json!({ "user": user.username, "form": form }))
+}
+
+async fn act(Authenticated(user): Authenticated) -> String {
+    format!("done by {}", user.username)
+}
+
+async fn login(
+    MaybeAuthenticated(user): MaybeAuthenticated,
+    Form(form): Form<HashMap<String, String>>,
+) -> Json<Value> {
+    Json(json!({ "user": user.map(|u| u.username), "form": form }))
+}
+
+pub fn router(state: Arc<AuthState>) -> Router {
+    Router::new()
+        .route("/protected", get(protected))
+        .route("/page", get(page))
+        .route("/admin", get(admin))
+        .route("/editor", get(editor))
+        .route("/submit", post(submit))
+        .route("/act", post(act).delete(act))
+        .route("/login", post(login))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            csrf_guard,
+        ))
+        .with_state(state)
+}
+
+/// An application state holding the auth state, as a real app would.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Arc<AuthState>,
+    pub greeting: &'static str,
+}
+
+impl FromRef<AppState> for Arc<AuthState> {
+    fn from_ref(s: &AppState) -> Self {
+        Arc::clone(&s.auth)
+    }
+}
+
+pub fn app_state_router(state: AppState) -> Router {
+    async fn hello(
+        axum::extract::State(s): axum::extract::State<AppState>,
+        Authenticated(user): Authenticated,
+    ) -> String {
+        format!("{} {}", s.greeting, user.username)
+    }
+    async fn admin(RequireRole(user): RequireRole<Admin>) -> String {
+        user.username
+    }
+    async fn maybe(MaybeAuthenticated(user): MaybeAuthenticated) -> String {
+        user.map_or_else(|| "nobody".to_owned(), |u| u.username)
+    }
+    Router::new()
+        .route("/hello", get(hello))
+        .route("/admin", get(admin))
+        .route("/maybe", get(maybe))
+        .with_state(state)
+}
+
+impl Fx {
+    /// A fresh access token for a user.
+    pub async fn token(&self, user: &User) -> String {
+        self.auth.issue_tokens(user).await.unwrap().access_token
+    }
+
+    /// A fresh session for a user: the cookie value and the session's CSRF token.
+    pub async fn session(&self, user: &User) -> (String, SessionRecord) {
+        let (cookie, record) = self
+            .auth
+            .start_session(user, "test", "127.0.0.1")
+            .await
+            .unwrap();
+        (cookie.to_string(), record)
+    }
+
+    /// `name=value` for the session cookie.
+    pub fn session_cookie(&self, value: &str) -> String {
+        format!("{}={value}", self.state.cookies.session_name())
+    }
+
+    pub async fn call(&self, request: Request<Body>) -> Reply {
+        call(&self.app, request).await
+    }
+}
+
+pub async fn call(app: &Router, request: Request<Body>) -> Reply {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+pub fn get_req(uri: &str) -> http::request::Builder {
+    Request::builder().method("GET").uri(uri)
+}
+
+pub fn post_req(uri: &str) -> http::request::Builder {
+    Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header(header::HOST, HOST)
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    /// The reply is exactly this rejection: status, `WWW-Authenticate` (or none),
+    /// `Cache-Control: no-store`, JSON content type, and the body byte for byte.
+    #[track_caller]
+    pub fn assert_rejection(&self, status: u16, www_authenticate: Option<&str>, body: &str) {
+        assert_eq!(self.status.as_u16(), status, "{self:?}");
+        assert_eq!(
+            self.header("www-authenticate"),
+            www_authenticate,
+            "{self:?}"
+        );
+        assert_eq!(self.header("cache-control"), Some("no-store"), "{self:?}");
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        assert_eq!(self.body, body);
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert_eq!(self.status, StatusCode::OK, "{self:?}");
+    }
+}
+
+pub const MISSING: &str = r#"{"error":"missing_token","message":"Token is missing!"}"#;
+pub const EXPIRED: &str = r#"{"error":"invalid_token","message":"Token has expired!"}"#;
+pub const INVALID: &str = r#"{"error":"invalid_token","message":"Invalid token!"}"#;
+pub const INVALID_SESSION: &str = r#"{"error":"invalid_session","message":"Unauthorized"}"#;
+pub const WWW_REALM: &str = r#"Bearer realm="countersign""#;
+pub const WWW_INVALID: &str = r#"Bearer realm="countersign", error="invalid_token""#;
+pub const WWW_EXPIRED: &str = r#"Bearer realm="countersign", error="invalid_token", error_description="The access token expired""#;
+pub const WWW_SCOPE: &str = r#"Bearer realm="countersign", error="insufficient_scope""#;
+pub const CSRF_FAILED: &str = r#"{"error":"csrf_failed","message":"The request failed the CSRF check: reload the page and try again."}"#;

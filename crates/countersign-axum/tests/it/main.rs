@@ -1,0 +1,13 @@
+//! countersign-axum's integration tests: a small router driven in process with
+//! `tower::ServiceExt::oneshot`, on the engine's memory store and a manual clock.
+#![allow(clippy::unwrap_used)]
+
+mod bearer;
+mod common;
+mod cookies;
+mod csrf;
+mod maybe;
+mod metrics;
+mod roles;
+mod session;
+mod unavailable;
