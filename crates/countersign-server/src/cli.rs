@@ -4,8 +4,10 @@
 //! so a malformed argument is a clap usage error with status 2. Everything that needs the
 //! environment (the keys) is resolved later, in [`crate::config`].
 //!
-//! New subcommands (`serve`, `user …`, `session …`, `migrate`) are new variants of
-//! [`Command`]; those that need the keys flatten [`KeyArgs`].
+//! Subcommands that need the keys flatten [`KeyArgs`]; those that touch storage flatten
+//! [`StorageArgs`]. Settings that may also come from `COUNTERSIGN_*` variables or
+//! `countersign.toml` are `Option`s here: [`crate::settings`] layers them (flags, then the
+//! environment, then the file, then defaults).
 
 use std::path::PathBuf;
 
@@ -43,6 +45,202 @@ pub enum Command {
     /// Issue, verify and decode JWTs with the configured keys.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run the server: web login, JSON API, sessions and tokens.
+    Serve(Box<ServeArgs>),
+    /// Manage accounts (works while the server runs).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect and end sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(StorageArgs),
+}
+
+/// `countersign user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is read from standard input.
+    Add(UserAddArgs),
+    /// Set a user's password (read from standard input) and end their sessions and tokens.
+    Passwd(UserPasswdArgs),
+    /// List the accounts.
+    List(StorageArgs),
+    /// Remove an account and end its sessions and tokens.
+    Remove(UserNameArgs),
+    /// Change a user's role and end their sessions and tokens.
+    SetRole(UserSetRoleArgs),
+}
+
+/// `countersign session …`
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// A user's live sessions, newest first.
+    List(UserNameArgs),
+    /// End one session, by the id `session list` shows.
+    Revoke(SessionRevokeArgs),
+    /// End every session, refresh token and access token of a user.
+    RevokeAll(UserNameArgs),
+}
+
+/// Where accounts and sessions are stored, for every subcommand that touches storage.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StorageArgs {
+    /// Directory for the SQLite database and the generated development key
+    /// [env: COUNTERSIGN_DATA_DIR] [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The database: `sqlite://PATH` or `postgres://…` [env: COUNTERSIGN_DATABASE_URL]
+    /// [default: SQLite in the data directory]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Settings file [env: COUNTERSIGN_CONFIG] [default: ./countersign.toml, if present]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// `countersign serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the keys come from.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Where accounts and sessions are stored.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address to listen on; port 0 picks a free port [env: COUNTERSIGN_ADDR]
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+    /// Where sessions, refresh tokens and counters live [env: COUNTERSIGN_SESSION_STORE]
+    /// [default: the database]
+    #[arg(long, value_name = "URL")]
+    pub session_store: Option<String>,
+    /// Refuse to start without an explicit strong key, refuse insecure cookies
+    /// [env: COUNTERSIGN_ENV=production]
+    #[arg(long)]
+    pub production: bool,
+    /// Cookies without `Secure` and the `__Host-` prefix, for plain-HTTP development
+    /// [env: COUNTERSIGN_INSECURE_COOKIES]
+    #[arg(long)]
+    pub insecure_cookies: bool,
+    /// Whether anyone may create an account at /register [env: COUNTERSIGN_REGISTRATION]
+    /// [default: closed]
+    #[arg(long, value_enum)]
+    pub registration: Option<Registration>,
+    /// Log format [env: COUNTERSIGN_LOG_FORMAT] [default: pretty]
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Access token lifetime [env: COUNTERSIGN_ACCESS_TTL] [default: 15m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub access_ttl: Option<Seconds>,
+    /// Session idle timeout [env: COUNTERSIGN_SESSION_IDLE] [default: 30m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub session_idle: Option<Seconds>,
+    /// Session absolute lifetime [env: COUNTERSIGN_SESSION_ABSOLUTE] [default: 12h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub session_absolute: Option<Seconds>,
+    /// Password hashes computed at once [env: COUNTERSIGN_HASH_WORKERS]
+    /// [default: the number of cores]
+    #[arg(long, value_name = "N")]
+    pub hash_workers: Option<usize>,
+    /// Password hashes waiting before logins get 503 [env: COUNTERSIGN_HASH_QUEUE]
+    /// [default: 64]
+    #[arg(long, value_name = "N")]
+    pub hash_queue: Option<usize>,
+    /// How long a revocation or logout made by another process may take to be seen
+    /// [env: COUNTERSIGN_CACHE_TTL] [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_seconds)]
+    pub cache_ttl: Option<Seconds>,
+    /// An origin (`https://app.example`) allowed to make cookie-authenticated changes
+    /// besides this server's own; repeatable [env: COUNTERSIGN_ALLOWED_ORIGINS,
+    /// comma-separated]
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+}
+
+/// Whether `/register` is open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Anyone may create an account.
+    Open,
+    /// Only `countersign user add` creates accounts.
+    #[default]
+    Closed,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+}
+
+/// `countersign user add`
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The username: 1 to 64 of letters, digits, `.`, `_`, `-`, `@`.
+    pub name: String,
+    /// The role (`user`, `admin`, …).
+    #[arg(long, default_value = "user")]
+    pub role: String,
+    /// Read the password from standard input (one line). Required: passwords are never
+    /// arguments (they would show in `ps` and shell history).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Where accounts are stored.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// `countersign user passwd`
+#[derive(Debug, Args)]
+pub struct UserPasswdArgs {
+    /// The username.
+    pub name: String,
+    /// Read the new password from standard input (one line). Required.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Where accounts are stored.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// A subcommand about one user.
+#[derive(Debug, Args)]
+pub struct UserNameArgs {
+    /// The username.
+    pub name: String,
+    /// Where accounts and sessions are stored.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// `countersign user set-role`
+#[derive(Debug, Args)]
+pub struct UserSetRoleArgs {
+    /// The username.
+    pub name: String,
+    /// The new role.
+    pub role: String,
+    /// Where accounts are stored.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// `countersign session revoke`
+#[derive(Debug, Args)]
+pub struct SessionRevokeArgs {
+    /// The session id, as `session list` prints it.
+    pub id: String,
+    /// Where sessions are stored.
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 /// `countersign keys …`

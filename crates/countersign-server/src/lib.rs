@@ -1,4 +1,4 @@
-//! The `countersign` command and, later, the server it runs.
+//! The `countersign` command and the server it runs.
 //!
 //! The binary is thin: `main` builds a [`Context`] from the process (wall clock,
 //! environment, standard streams) and calls [`run`]. Everything else lives here so that
@@ -20,8 +20,12 @@ use countersign::clock::Clock;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod display;
+pub mod server;
+pub mod settings;
+pub mod storage;
 
-use crate::cli::{Cli, Command, KeysCommand, TokenCommand};
+use crate::cli::{Cli, Command, KeysCommand, SessionCommand, TokenCommand, UserCommand};
 use crate::config::Env;
 
 /// Exit status of a negative answer (e.g. `token verify` of a bad token).
@@ -72,6 +76,18 @@ where
         Command::Token(TokenCommand::Issue(args)) => commands::token::issue(args, ctx)?,
         Command::Token(TokenCommand::Verify(args)) => commands::token::verify(&args, ctx)?,
         Command::Token(TokenCommand::Decode(args)) => commands::token::decode(&args, ctx)?,
+        Command::Serve(args) => commands::serve::run(&args, ctx)?,
+        Command::User(UserCommand::Add(args)) => commands::user::add(&args, ctx)?,
+        Command::User(UserCommand::Passwd(args)) => commands::user::passwd(&args, ctx)?,
+        Command::User(UserCommand::List(args)) => commands::user::list(&args, ctx)?,
+        Command::User(UserCommand::Remove(args)) => commands::user::remove(&args, ctx)?,
+        Command::User(UserCommand::SetRole(args)) => commands::user::set_role(&args, ctx)?,
+        Command::Session(SessionCommand::List(args)) => commands::session::list(&args, ctx)?,
+        Command::Session(SessionCommand::Revoke(args)) => commands::session::revoke(&args, ctx)?,
+        Command::Session(SessionCommand::RevokeAll(args)) => {
+            commands::session::revoke_all(&args, ctx)?
+        }
+        Command::Migrate(args) => commands::migrate::run(&args, ctx)?,
     };
     ctx.stdout.flush()?;
     ctx.stderr.flush()?;

@@ -5,9 +5,14 @@ use std::process::ExitCode;
 
 use crate::{Context, EXIT_NEGATIVE};
 
+pub mod admin;
 pub mod keygen;
 pub mod keys;
+pub mod migrate;
+pub mod serve;
+pub mod session;
 pub mod token;
+pub mod user;
 
 /// A negative answer: `reason` on stderr, status [`EXIT_NEGATIVE`].
 fn negative(ctx: &mut Context<'_>, reason: impl std::fmt::Display) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,156 @@
+//! `countersign user add | passwd | list | remove | set-role`.
+//!
+//! Every change goes through the engine, so removing a user, changing a password or a
+//! role ends that user's sessions, refresh tokens and access tokens. Works while the server
+//! runs (SQLite in WAL mode; a running server sees the change within its cache TTL).
+//!
+//! Status 1 for a negative answer (no such user, the name is taken), 2 for bad input (an
+//! invalid name or role, a password the policy refuses) or a storage error.
+
+use std::process::ExitCode;
+
+use countersign::auth::AccountError;
+use countersign::user::Role;
+
+use super::admin::{Admin, read_password};
+use super::negative;
+use crate::Context;
+use crate::cli::{StorageArgs, UserAddArgs, UserNameArgs, UserPasswdArgs, UserSetRoleArgs};
+use crate::display::{format_utc, write_table};
+
+/// `user add NAME --role R --password-stdin`.
+///
+/// # Errors
+/// An invalid name, role or password, or a storage error.
+pub fn add(args: &UserAddArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
+    let role = Role::parse(&args.role)?;
+    let password = read_password(args.password_stdin, ctx)?;
+    let admin = Admin::open(&args.storage, ctx)?;
+    let created = admin
+        .runtime
+        .block_on(admin.auth.create_user(&args.name, password, role));
+    admin.close();
+    match created {
+        Ok(user) => {
+            writeln!(
+                ctx.stdout,
+                "created user {} (id {}, role {})",
+                user.username, user.id, user.role
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(AccountError::Taken) => {
+            negative(ctx, format_args!("user {} already exists", args.name))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `user passwd NAME --password-stdin`: ends the user's sessions and tokens.
+///
+/// # Errors
+/// A password the policy refuses, or a storage error.
+pub fn passwd(args: &UserPasswdArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
+    let password = read_password(args.password_stdin, ctx)?;
+    let admin = Admin::open(&args.storage, ctx)?;
+    let Some(user) = admin.user(&args.name)? else {
+        admin.close();
+        return negative(ctx, format_args!("no such user: {}", args.name));
+    };
+    let changed = admin
+        .runtime
+        .block_on(admin.auth.change_password(user.id, password));
+    admin.close();
+    match changed {
+        Ok(()) => {
+            writeln!(
+                ctx.stdout,
+                "changed the password of {}; their sessions and tokens are ended",
+                user.username
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(AccountError::NoSuchUser) => negative(ctx, format_args!("no such user: {}", args.name)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `user list`.
+///
+/// # Errors
+/// A storage error.
+pub fn list(args: &StorageArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
+    let admin = Admin::open(args, ctx)?;
+    let users = admin.runtime.block_on(admin.auth.users().list_users());
+    admin.close();
+    let mut rows = vec![vec![
+        "ID".to_owned(),
+        "USERNAME".to_owned(),
+        "ROLE".to_owned(),
+        "CREATED".to_owned(),
+    ]];
+    rows.extend(users?.into_iter().map(|u| {
+        vec![
+            u.id.to_string(),
+            u.username.to_string(),
+            u.role.to_string(),
+            format_utc(u.created_at),
+        ]
+    }));
+    write_table(ctx.stdout, &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `user remove NAME`: ends the user's sessions and tokens.
+///
+/// # Errors
+/// A storage error.
+pub fn remove(args: &UserNameArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
+    let admin = Admin::open(&args.storage, ctx)?;
+    let Some(user) = admin.user(&args.name)? else {
+        admin.close();
+        return negative(ctx, format_args!("no such user: {}", args.name));
+    };
+    let removed = admin.runtime.block_on(admin.auth.remove_user(user.id));
+    admin.close();
+    match removed {
+        Ok(()) => {
+            writeln!(
+                ctx.stdout,
+                "removed user {}; their sessions and tokens are ended",
+                user.username
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(AccountError::NoSuchUser) => negative(ctx, format_args!("no such user: {}", args.name)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `user set-role NAME ROLE`: ends the user's sessions and tokens (a privilege change
+/// needs a new login).
+///
+/// # Errors
+/// An invalid role, or a storage error.
+pub fn set_role(args: &UserSetRoleArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
+    let role = Role::parse(&args.role)?;
+    let admin = Admin::open(&args.storage, ctx)?;
+    let Some(user) = admin.user(&args.name)? else {
+        admin.close();
+        return negative(ctx, format_args!("no such user: {}", args.name));
+    };
+    let changed = admin.runtime.block_on(admin.auth.set_role(user.id, &role));
+    admin.close();
+    match changed {
+        Ok(()) => {
+            writeln!(
+                ctx.stdout,
+                "{} now has role {role}; their sessions and tokens are ended",
+                user.username
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(AccountError::NoSuchUser) => negative(ctx, format_args!("no such user: {}", args.name)),
+        Err(e) => Err(e.into()),
+    }
+}

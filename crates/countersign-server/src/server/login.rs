@@ -1,0 +1,95 @@
+//! A password login, shared by the form (`POST /login`) and the API (`POST /api/token`):
+//! the engine's answer, counted in `countersign_logins_total{outcome, via}` and logged.
+//!
+//! A failed attempt is logged without its username: people type passwords into the
+//! username field, and the log must never hold one.
+
+use countersign::auth::LoginError;
+use countersign::password::Password;
+use countersign::store::StoreError;
+use countersign::user::User;
+
+use super::app::App;
+
+/// How the credentials arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The login form.
+    Form,
+    /// `POST /api/token`.
+    Api,
+}
+
+impl Via {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Form => "form",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// What a login attempt came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The password matched.
+    Success(Box<User>),
+    /// Unknown user or wrong password (deliberately indistinguishable).
+    Invalid,
+    /// Too many failures; retry after this many seconds.
+    Throttled(i64),
+    /// The hashing pool is full.
+    Busy,
+    /// A store failed.
+    Failed(StoreError),
+}
+
+/// Seconds a client should wait when the hashing pool is full.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// Check `username` and `password` from `address`.
+pub async fn attempt(
+    app: &App,
+    username: &str,
+    password: Password,
+    address: &str,
+    via: Via,
+) -> Outcome {
+    let outcome = match app.engine().login(username, password, address).await {
+        Ok(user) => Outcome::Success(Box::new(user)),
+        Err(LoginError::Invalid) => Outcome::Invalid,
+        Err(LoginError::Throttled { retry_after }) => Outcome::Throttled(retry_after.max(1)),
+        Err(LoginError::Busy) => Outcome::Busy,
+        Err(LoginError::Store(e)) => Outcome::Failed(e),
+        // A kind added to the engine later: refuse, as for bad credentials.
+        Err(_) => Outcome::Invalid,
+    };
+    let label = match &outcome {
+        Outcome::Success(user) => {
+            tracing::info!(user = %user.username, via = via.label(), "login succeeded");
+            "success"
+        }
+        Outcome::Invalid => {
+            tracing::info!(
+                via = via.label(),
+                "login failed: invalid username or password"
+            );
+            "invalid"
+        }
+        Outcome::Throttled(secs) => {
+            tracing::warn!(via = via.label(), retry_after = secs, "login throttled");
+            "throttled"
+        }
+        Outcome::Busy => {
+            tracing::warn!(via = via.label(), "login refused: the hashing pool is full");
+            "busy"
+        }
+        Outcome::Failed(e) => {
+            tracing::error!(via = via.label(), error = %e, "login failed: store error");
+            "error"
+        }
+    };
+    metrics::counter!("countersign_logins_total", "outcome" => label, "via" => via.label())
+        .increment(1);
+    outcome
+}

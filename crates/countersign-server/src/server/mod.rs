@@ -1,0 +1,181 @@
+//! `countersign serve`: the router and everything around it.
+//!
+//! - [`app`]: the state, the router and its layers;
+//! - [`pages`], [`api`], [`ops`]: the handlers;
+//! - [`keys`]: the key ring, with the first-run key file;
+//! - [`telemetry`]: logs and the metrics recorder.
+//!
+//! [`run`] starts it: keys, stores, router, listener; SIGHUP reloads the key ring without
+//! dropping a request; SIGTERM (or Ctrl-C) stops accepting connections, lets the requests
+//! in flight finish, and returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use countersign::auth::Auth;
+use countersign::clock::{Clock, SystemClock};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::config::Env;
+use crate::settings::ServeConfig;
+use crate::storage::Stores;
+
+pub mod api;
+pub mod app;
+pub mod keys;
+mod login;
+pub mod ops;
+pub mod pages;
+pub mod telemetry;
+
+pub use app::{App, router};
+
+use keys::KeySource;
+
+/// Run the server with `config` until SIGTERM or SIGINT, then drain and return.
+///
+/// `env` is read for the keys, at start and again on SIGHUP.
+///
+/// # Errors
+/// A refused or missing key (the message names `countersign keygen`), a database that
+/// cannot be opened or migrated, an address that cannot be bound.
+pub async fn run(
+    config: ServeConfig,
+    env: &dyn Env,
+    metrics: Option<PrometheusHandle>,
+) -> anyhow::Result<()> {
+    let (ring, source) = keys::load_ring(
+        env,
+        config.secret_key_file.as_deref(),
+        &config.storage.data_dir,
+        config.production,
+    )?;
+    match &source {
+        KeySource::Configured => {}
+        KeySource::Generated(path) | KeySource::Reused(path) => {
+            let verb = if matches!(source, KeySource::Generated(_)) {
+                "generated a development secret key in"
+            } else {
+                "using the development secret key generated earlier in"
+            };
+            tracing::warn!(
+                "{verb} {}: fine on this machine, but production must set SECRET_KEY or \
+                 SECRET_KEY_FILE (make one with `countersign keygen`) and run with --production",
+                path.display()
+            );
+            if keys::is_exposed(path) {
+                tracing::warn!(
+                    "the key file {} can be read by other users: chmod 600 it",
+                    path.display()
+                );
+            }
+        }
+    }
+    if config.insecure_cookies {
+        tracing::warn!(
+            "--insecure-cookies: the session cookie is sent without Secure and the __Host- \
+             prefix, for plain-HTTP development only"
+        );
+    }
+
+    // Signal handlers first: SIGHUP's default action would end the process.
+    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+
+    let stores = Stores::open(&config.storage).await?;
+    tracing::info!(database = %stores.describe(), "database ready");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let app = App::new(
+        &config,
+        ring,
+        stores.users(),
+        stores.sessions(),
+        Arc::clone(&clock),
+        metrics,
+    )?;
+    tracing::info!(
+        kids = ?app.engine().kids(),
+        registration = ?config.registration,
+        hash_workers = config.hash_workers,
+        hash_queue = config.hash_queue,
+        "key ring loaded"
+    );
+    if app.engine().users().list_users().await?.is_empty() {
+        tracing::info!(
+            "no accounts yet: create one with `countersign user add NAME --role admin \
+             --password-stdin`{}",
+            if app.registration_open() {
+                ", or register at /register"
+            } else {
+                " (or run with --registration open)"
+            }
+        );
+    }
+    let sweeper = stores.spawn_sweeper(clock);
+
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let local = listener.local_addr()?;
+    tracing::info!("listening on http://{local}");
+
+    let engine = Arc::clone(app.engine());
+    let server = axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown(terminate, interrupt));
+    let result = tokio::select! {
+        served = server.into_future() => served.context("the server failed"),
+        never = reload_on_hangup(&mut hangup, &engine, env, &config) => match never {},
+    };
+    sweeper.abort();
+    stores.close().await;
+    tracing::info!("stopped");
+    result
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown(mut terminate: Signal, mut interrupt: Signal) {
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!("{name}: finishing the requests in flight, then stopping");
+}
+
+/// On each SIGHUP, read the keys again (the same sources as at start) and swap the ring.
+/// A bad new key is logged and the current ring kept: a typo must not take the server
+/// down. Requests in flight finish with the ring they began with.
+async fn reload_on_hangup(
+    hangup: &mut Signal,
+    auth: &Auth,
+    env: &dyn Env,
+    config: &ServeConfig,
+) -> std::convert::Infallible {
+    loop {
+        if hangup.recv().await.is_none() {
+            // The signal stream ended (never on Unix); stop listening for it.
+            std::future::pending::<()>().await;
+        }
+        match keys::load_ring(
+            env,
+            config.secret_key_file.as_deref(),
+            &config.storage.data_dir,
+            config.production,
+        ) {
+            Ok((ring, _)) => {
+                auth.set_keys(ring);
+                tracing::info!(kids = ?auth.kids(), "SIGHUP: key ring reloaded");
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "SIGHUP: the new keys were refused; still using the current ones"
+            ),
+        }
+    }
+}

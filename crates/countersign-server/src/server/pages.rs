@@ -1,0 +1,640 @@
+//! The HTML pages: home, login, logout, registration, my sessions.
+//!
+//! Server-rendered with askama (Jinja syntax); every value is HTML-escaped by the
+//! templates, nothing needs JavaScript. Every form carries a CSRF token: the session's
+//! once logged in, else a pre-session token paired with a signed cookie (against login
+//! CSRF). The guard in `countersign-axum` checks it before any handler here runs.
+
+use std::sync::LazyLock;
+
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine as _;
+use countersign::auth::{AccountError, Method, Principal};
+use countersign::password::{Password, PasswordError};
+use countersign::session::SessionKey;
+use countersign::store::StoreError;
+use countersign::user::Role;
+use countersign_axum::{MaybeAuthenticated, csrf_token_for, issue_pre_session_csrf};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
+
+use super::api::user_id_of;
+use super::app::{App, ClientAddr, UserAgent, see_other};
+use super::login::{self, BUSY_RETRY_AFTER_SECS, Outcome, Via};
+use crate::display::format_utc;
+
+/// The pages' stylesheet, inlined in every page.
+pub const STYLE: &str = include_str!("../../templates/style.css");
+
+/// The `Content-Security-Policy` of every response: nothing loads, runs or frames; the
+/// only style is the inline sheet above, allowed by its hash; forms post only here.
+pub fn content_security_policy() -> &'static str {
+    static CSP: LazyLock<String> = LazyLock::new(|| {
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'"
+        )
+    });
+    &CSP
+}
+
+/// The message shown for bad credentials (the contract's text).
+pub const INVALID_CREDENTIALS: &str = "Invalid username or password";
+
+/// The navigation bar.
+struct Nav<'a> {
+    username: Option<&'a str>,
+    registration_open: bool,
+}
+
+impl<'a> Nav<'a> {
+    fn new(app: &App, principal: Option<&'a Principal>) -> Self {
+        Self {
+            username: principal.map(|p| p.username.as_str()),
+            registration_open: app.registration_open(),
+        }
+    }
+}
+
+/// A login or registration form as shown.
+struct FormView<'a> {
+    error: Option<&'a str>,
+    csrf_token: &'a str,
+    username: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    nav: Nav<'a>,
+    logout_csrf: Option<&'a str>,
+    form: FormView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    nav: Nav<'a>,
+    form: FormView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "register.html")]
+struct RegisterPage<'a> {
+    nav: Nav<'a>,
+    form: FormView<'a>,
+}
+
+/// One row of the sessions page.
+struct SessionRow {
+    id: String,
+    created: String,
+    last_seen: String,
+    ip: String,
+    user_agent: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "sessions.html")]
+struct SessionsPage<'a> {
+    nav: Nav<'a>,
+    sessions: Vec<SessionRow>,
+    csrf_token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    nav: Nav<'a>,
+    title: &'a str,
+    message: &'a str,
+}
+
+/// Render a page with `status`. A template error (never expected: the templates are
+/// checked at compile time) is a plain 500.
+fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// An error page.
+pub fn error_page(app: &App, status: StatusCode, title: &str, message: &str) -> Response {
+    render(
+        status,
+        &ErrorPage {
+            nav: Nav::new(app, None),
+            title,
+            message,
+        },
+    )
+}
+
+/// The page for a store failure: 503 with `Retry-After` when the store is unreachable.
+fn store_failure(app: &App, e: &StoreError) -> Response {
+    tracing::error!(error = %e, "store failure");
+    let mut response = error_page(
+        app,
+        if e.is_unavailable() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        },
+        "Temporarily unavailable",
+        "Something went wrong on our side. Please try again shortly.",
+    );
+    if e.is_unavailable() {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+        );
+    }
+    response
+}
+
+fn with_header(mut response: Response, name: header::HeaderName, value: HeaderValue) -> Response {
+    response.headers_mut().append(name, value);
+    response
+}
+
+/// A CSRF token for a form shown to `principal`: the session's, or a fresh pre-session
+/// pair (whose cookie the response must set).
+fn form_csrf(app: &App, principal: Option<&Principal>) -> (Option<HeaderValue>, String) {
+    match principal.and_then(csrf_token_for) {
+        Some(token) => (None, token.to_owned()),
+        None => {
+            let (cookie, token) = issue_pre_session_csrf(&app.auth);
+            (Some(cookie), token)
+        }
+    }
+}
+
+/// `GET /`: "Logged in as {username}" with a logout button, or "You are not logged in"
+/// with the login form.
+pub async fn home(
+    State(app): State<App>,
+    MaybeAuthenticated(user): MaybeAuthenticated,
+) -> Response {
+    match &user {
+        Some(p) => render(
+            StatusCode::OK,
+            &HomePage {
+                nav: Nav::new(&app, Some(p)),
+                logout_csrf: csrf_token_for(p),
+                form: FormView {
+                    error: None,
+                    csrf_token: "",
+                    username: "",
+                },
+            },
+        ),
+        None => {
+            let (cookie, token) = form_csrf(&app, None);
+            let page = render(
+                StatusCode::OK,
+                &HomePage {
+                    nav: Nav::new(&app, None),
+                    logout_csrf: None,
+                    form: FormView {
+                        error: None,
+                        csrf_token: &token,
+                        username: "",
+                    },
+                },
+            );
+            match cookie {
+                Some(c) => with_header(page, header::SET_COOKIE, c),
+                None => page,
+            }
+        }
+    }
+}
+
+/// `GET /login`.
+pub async fn login_form(
+    State(app): State<App>,
+    MaybeAuthenticated(user): MaybeAuthenticated,
+) -> Response {
+    let (cookie, token) = form_csrf(&app, user.as_ref());
+    let page = render(
+        StatusCode::OK,
+        &LoginPage {
+            nav: Nav::new(&app, user.as_ref()),
+            form: FormView {
+                error: None,
+                csrf_token: &token,
+                username: "",
+            },
+        },
+    );
+    match cookie {
+        Some(c) => with_header(page, header::SET_COOKIE, c),
+        None => page,
+    }
+}
+
+/// The login and registration forms' fields. The password is wiped when dropped.
+#[derive(Deserialize)]
+pub struct CredentialsForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl Drop for CredentialsForm {
+    fn drop(&mut self) {
+        self.password.zeroize();
+    }
+}
+
+impl std::fmt::Debug for CredentialsForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsForm")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The login page again, with an error, the username as typed, and the token the form
+/// came with (it passed the CSRF guard, so its cookie is in place): two failures differ
+/// only in the username echoed back.
+fn login_again(app: &App, status: StatusCode, error: &str, form: &CredentialsForm) -> Response {
+    render(
+        status,
+        &LoginPage {
+            nav: Nav::new(app, None),
+            form: FormView {
+                error: Some(error),
+                csrf_token: &form.csrf_token,
+                username: &form.username,
+            },
+        },
+    )
+}
+
+/// `POST /login`: 303 to `/` with a new session cookie; 401 and the form again for bad
+/// credentials; 429 when throttled and 503 when hashing is at capacity, both with
+/// `Retry-After`.
+pub async fn login(
+    State(app): State<App>,
+    MaybeAuthenticated(current): MaybeAuthenticated,
+    ClientAddr(address): ClientAddr,
+    UserAgent(user_agent): UserAgent,
+    form: Result<Form<CredentialsForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(mut form)) = form else {
+        return error_page(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The login form could not be read. Go back, reload the page and try again.",
+        );
+    };
+    if form.username.is_empty() || form.password.is_empty() {
+        return login_again(
+            &app,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Enter your username and password.",
+            &form,
+        );
+    }
+    let password = Password::new(std::mem::take(&mut form.password));
+    match login::attempt(&app, &form.username, password, &address, Via::Form).await {
+        Outcome::Success(user) => {
+            // A new session id at every login (fixation); the old session, if any, ends.
+            if let Some(Principal {
+                method: Method::Session { key, .. },
+                ..
+            }) = &current
+                && let Err(e) = app.engine().end_session(key).await
+            {
+                return store_failure(&app, &e);
+            }
+            match app
+                .engine()
+                .start_session(&user, &user_agent, &address)
+                .await
+            {
+                Ok((cookie, _)) => with_header(
+                    see_other("/"),
+                    header::SET_COOKIE,
+                    app.auth
+                        .cookies
+                        .session_cookie(&cookie, app.session_max_age()),
+                ),
+                Err(e) => store_failure(&app, &e),
+            }
+        }
+        Outcome::Invalid => login_again(&app, StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS, &form),
+        Outcome::Throttled(secs) => with_header(
+            login_again(
+                &app,
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too many failed attempts. Try again in {secs} seconds."),
+                &form,
+            ),
+            header::RETRY_AFTER,
+            HeaderValue::from(secs),
+        ),
+        Outcome::Busy => with_header(
+            login_again(
+                &app,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy. Try again in a moment.",
+                &form,
+            ),
+            header::RETRY_AFTER,
+            HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+        ),
+        Outcome::Failed(e) => store_failure(&app, &e),
+    }
+}
+
+/// `POST /logout`: ends the session, clears the cookie, 303 to `/`.
+pub async fn logout(
+    State(app): State<App>,
+    MaybeAuthenticated(user): MaybeAuthenticated,
+) -> Response {
+    if let Some(Principal {
+        method: Method::Session { key, .. },
+        username,
+        ..
+    }) = &user
+    {
+        if let Err(e) = app.engine().end_session(key).await {
+            return store_failure(&app, &e);
+        }
+        tracing::info!(user = %username, "logged out");
+    }
+    with_header(
+        see_other("/"),
+        header::SET_COOKIE,
+        app.auth.cookies.clear_session_cookie(),
+    )
+}
+
+/// `GET /register` (only routed when registration is open).
+pub async fn register_form(
+    State(app): State<App>,
+    MaybeAuthenticated(user): MaybeAuthenticated,
+) -> Response {
+    let (cookie, token) = form_csrf(&app, user.as_ref());
+    let page = render(
+        StatusCode::OK,
+        &RegisterPage {
+            nav: Nav::new(&app, user.as_ref()),
+            form: FormView {
+                error: None,
+                csrf_token: &token,
+                username: "",
+            },
+        },
+    );
+    match cookie {
+        Some(c) => with_header(page, header::SET_COOKIE, c),
+        None => page,
+    }
+}
+
+fn register_again(app: &App, status: StatusCode, error: &str, form: &CredentialsForm) -> Response {
+    render(
+        status,
+        &RegisterPage {
+            nav: Nav::new(app, None),
+            form: FormView {
+                error: Some(error),
+                csrf_token: &form.csrf_token,
+                username: &form.username,
+            },
+        },
+    )
+}
+
+/// `POST /register` (only routed when registration is open): creates a `user` account,
+/// logs it in (303 to `/`), or shows the form again with what to fix.
+pub async fn register(
+    State(app): State<App>,
+    MaybeAuthenticated(current): MaybeAuthenticated,
+    ClientAddr(address): ClientAddr,
+    UserAgent(user_agent): UserAgent,
+    form: Result<Form<CredentialsForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(mut form)) = form else {
+        return error_page(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The registration form could not be read. Go back, reload the page and try again.",
+        );
+    };
+    let password = Password::new(std::mem::take(&mut form.password));
+    let user = match app
+        .engine()
+        .create_user(&form.username, password, Role::user())
+        .await
+    {
+        Ok(user) => user,
+        Err(AccountError::Name(e)) => {
+            return register_again(&app, StatusCode::UNPROCESSABLE_ENTITY, &sentence(&e), &form);
+        }
+        Err(AccountError::Password(PasswordError::Busy)) => {
+            return with_header(
+                register_again(
+                    &app,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server is busy. Try again in a moment.",
+                    &form,
+                ),
+                header::RETRY_AFTER,
+                HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+            );
+        }
+        Err(AccountError::Password(e)) => {
+            return register_again(&app, StatusCode::UNPROCESSABLE_ENTITY, &sentence(&e), &form);
+        }
+        Err(AccountError::Taken) => {
+            return register_again(
+                &app,
+                StatusCode::CONFLICT,
+                "That username is taken. Choose another.",
+                &form,
+            );
+        }
+        Err(AccountError::Store(e)) => return store_failure(&app, &e),
+        Err(e) => {
+            tracing::error!(error = %e, "registration failed");
+            return error_page(
+                &app,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Registration failed",
+                "Something went wrong on our side. Please try again shortly.",
+            );
+        }
+    };
+    tracing::info!(user = %user.username, "account registered");
+    metrics::counter!("countersign_registrations_total").increment(1);
+    if let Some(Principal {
+        method: Method::Session { key, .. },
+        ..
+    }) = &current
+        && let Err(e) = app.engine().end_session(key).await
+    {
+        return store_failure(&app, &e);
+    }
+    match app
+        .engine()
+        .start_session(&user, &user_agent, &address)
+        .await
+    {
+        Ok((cookie, _)) => with_header(
+            see_other("/"),
+            header::SET_COOKIE,
+            app.auth
+                .cookies
+                .session_cookie(&cookie, app.session_max_age()),
+        ),
+        Err(e) => store_failure(&app, &e),
+    }
+}
+
+/// An error's message as a sentence: capitalised, with a full stop.
+fn sentence(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let mut chars = text.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+/// `GET /account/sessions`: my sessions, each with an "End" button, and "Log out
+/// everywhere". Anonymous visitors are sent to `/login`.
+pub async fn sessions(
+    State(app): State<App>,
+    MaybeAuthenticated(user): MaybeAuthenticated,
+) -> Response {
+    let Some(principal) = user else {
+        return see_other("/login");
+    };
+    let id = match user_id_of(app.engine(), &principal).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return see_other("/login"),
+        Err(e) => return store_failure(&app, &e),
+    };
+    let records = match app.engine().list_sessions(id).await {
+        Ok(r) => r,
+        Err(e) => return store_failure(&app, &e),
+    };
+    let current = match &principal.method {
+        Method::Session { key, .. } => Some(key),
+        Method::Bearer { .. } => None,
+    };
+    let rows = records
+        .into_iter()
+        .map(|r| SessionRow {
+            current: current == Some(&r.key),
+            id: r.key.to_string(),
+            created: format_utc(r.created_at),
+            last_seen: format_utc(r.last_seen),
+            ip: r.ip,
+            user_agent: r.user_agent,
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &SessionsPage {
+            nav: Nav::new(&app, Some(&principal)),
+            sessions: rows,
+            csrf_token: csrf_token_for(&principal).unwrap_or_default(),
+        },
+    )
+}
+
+/// The "End" button's form.
+#[derive(Debug, Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    id: String,
+}
+
+/// `POST /account/sessions/revoke`: ends one of my sessions; back to the list (or to `/`
+/// with the cookie cleared, when it was this one).
+pub async fn revoke_session(
+    State(app): State<App>,
+    MaybeAuthenticated(user): MaybeAuthenticated,
+    form: Result<Form<RevokeForm>, FormRejection>,
+) -> Response {
+    let Some(principal) = user else {
+        return see_other("/login");
+    };
+    let Some(key) = form.ok().and_then(|Form(f)| SessionKey::parse(&f.id)) else {
+        return error_page(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "That is not a session id.",
+        );
+    };
+    let id = match user_id_of(app.engine(), &principal).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return see_other("/login"),
+        Err(e) => return store_failure(&app, &e),
+    };
+    if let Err(e) = app.engine().revoke_session(id, &key).await {
+        return store_failure(&app, &e);
+    }
+    match &principal.method {
+        Method::Session { key: current, .. } if *current == key => with_header(
+            see_other("/"),
+            header::SET_COOKIE,
+            app.auth.cookies.clear_session_cookie(),
+        ),
+        _ => see_other("/account/sessions"),
+    }
+}
+
+/// `POST /account/sessions/revoke-all`: log out everywhere (every session, refresh
+/// token and access token), then 303 to `/` with the cookie cleared.
+pub async fn revoke_all(
+    State(app): State<App>,
+    MaybeAuthenticated(user): MaybeAuthenticated,
+) -> Response {
+    let Some(principal) = user else {
+        return see_other("/login");
+    };
+    let id = match user_id_of(app.engine(), &principal).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return see_other("/login"),
+        Err(e) => return store_failure(&app, &e),
+    };
+    match app.engine().logout_everywhere(id).await {
+        Ok(n) => {
+            tracing::info!(user = %principal.username, sessions = n, "logged out everywhere");
+            with_header(
+                see_other("/"),
+                header::SET_COOKIE,
+                app.auth.cookies.clear_session_cookie(),
+            )
+        }
+        Err(e) => store_failure(&app, &e),
+    }
+}
