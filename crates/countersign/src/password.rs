@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -328,6 +328,8 @@ struct PoolInner {
     permits: tokio::sync::Semaphore,
     /// Callers holding or waiting for a permit.
     in_flight: AtomicUsize,
+    /// Password checks that ran argon2 (the dummy ones included).
+    verifications: AtomicU64,
     limit: usize,
     /// A hash of a random password: unknown users are checked against it so that
     /// "no such user" costs the same as "wrong password".
@@ -348,6 +350,7 @@ impl HashingPool {
                 hasher,
                 permits: tokio::sync::Semaphore::new(workers),
                 in_flight: AtomicUsize::new(0),
+                verifications: AtomicU64::new(0),
                 limit: workers + max_queue,
                 dummy,
             }),
@@ -357,6 +360,13 @@ impl HashingPool {
     /// How many hashing jobs are running or waiting (for metrics).
     pub fn depth(&self) -> usize {
         self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// How many password checks have run argon2, the dummy checks for unknown users
+    /// included (for metrics, and for tests that a failed login costs one verify whatever
+    /// the reason).
+    pub fn verifications(&self) -> u64 {
+        self.inner.verifications.load(Ordering::Relaxed)
     }
 
     /// The hasher (for blocking callers such as the CLI).
@@ -405,7 +415,9 @@ impl HashingPool {
     ) -> Result<Verdict, PasswordError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.inner.dummy.clone());
-        let verdict = self.run(move |h| h.verify(&password, &hash)).await??;
+        let verdict = self.run(move |h| h.verify(&password, &hash)).await?;
+        self.inner.verifications.fetch_add(1, Ordering::Relaxed);
+        let verdict = verdict?;
         Ok(Verdict {
             matches: verdict.matches && known,
             needs_rehash: verdict.needs_rehash && known,
