@@ -19,7 +19,7 @@ use countersign::password::Password;
 use countersign::session::SessionKey;
 use countersign::store::StoreError;
 use countersign::user::UserId;
-use countersign_axum::Authenticated;
+use countersign_axum::{Admin, Authenticated, RequireRole};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -515,4 +515,30 @@ pub async fn revoke_all(
     tracing::info!(user = %user.username, sessions = n, "logged out everywhere");
     let response = Json(json!({ "revoked_sessions": n })).into_response();
     Ok(cleared_if_current(&app, &user, None, response))
+}
+
+/// `GET /api/users`: every account (admins only; 403 `insufficient_scope` for others).
+///
+/// # Errors
+/// A store failure (503).
+pub async fn list_users(
+    State(app): State<App>,
+    RequireRole(_admin): RequireRole<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    let users: Vec<Value> = app
+        .engine()
+        .users()
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| {
+            json!({
+                "id": u.id.0,
+                "username": u.username.as_str(),
+                "role": u.role.as_str(),
+                "created_at": rfc3339(u.created_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "users": users })))
 }

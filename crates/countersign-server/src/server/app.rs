@@ -134,6 +134,7 @@ pub fn router(app: App) -> Router {
         .route("/account/sessions/revoke-all", post(pages::revoke_all))
         .route("/protected", get(api::protected))
         .route("/api/me", get(api::me))
+        .route("/api/users", get(api::list_users))
         .route("/api/sessions", get(api::list_sessions))
         .route("/api/sessions/{id}", delete(api::revoke_session))
         .route("/api/sessions/revoke-all", post(api::revoke_all));
