@@ -14,7 +14,9 @@ use anyhow::{Context as _, bail};
 use countersign::auth::{Auth, AuthConfig};
 use countersign::clock::{Clock, UnixTime};
 use countersign::keys::{KeyRing, SecretKey};
-use countersign::password::{Hasher, HashingPool, MAX_PASSWORD_BYTES, OWASP_PARAMS, Password};
+use countersign::password::{
+    HashParams, Hasher, HashingPool, MAX_PASSWORD_BYTES, OWASP_PARAMS, Password,
+};
 use countersign::user::User;
 use tokio::runtime::Runtime;
 use zeroize::Zeroizing;
@@ -33,6 +35,15 @@ impl Clock for Fixed {
     }
 }
 
+/// Whether a command hashes passwords.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hashing {
+    /// It sets a password.
+    Passwords,
+    /// It never hashes.
+    None,
+}
+
 /// The stores and an engine over them, with the runtime to drive them.
 pub struct Admin {
     /// The runtime the store calls run on.
@@ -44,11 +55,14 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Open the stores `args` name (through the same layers as `serve`).
+    /// Open the stores `args` name (through the same layers as `serve`). `hashing`: the
+    /// command hashes a password (with the OWASP parameters); otherwise the engine's pool
+    /// gets the cheapest parameters, since it will never run (its start-up dummy hash
+    /// would cost a full hash for nothing).
     ///
     /// # Errors
     /// A settings error, or a database that cannot be opened or migrated.
-    pub fn open(args: &StorageArgs, ctx: &Context<'_>) -> anyhow::Result<Self> {
+    pub fn open(args: &StorageArgs, ctx: &Context<'_>, hashing: Hashing) -> anyhow::Result<Self> {
         let config = StorageConfig::resolve(args, ctx.env)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -57,7 +71,15 @@ impl Admin {
         let stores = runtime.block_on(Stores::open(&config))?;
         let (key, _) = SecretKey::generate(32)
             .context("the operating system's random number generator failed")?;
-        let pool = HashingPool::new(Hasher::new(OWASP_PARAMS)?, 1, 1)?;
+        let params = match hashing {
+            Hashing::Passwords => OWASP_PARAMS,
+            Hashing::None => HashParams {
+                m_cost_kib: 8,
+                t_cost: 1,
+                p_cost: 1,
+            },
+        };
+        let pool = HashingPool::new(Hasher::new(params)?, 1, 1)?;
         let auth = Auth::new(
             KeyRing::single(key),
             AuthConfig {

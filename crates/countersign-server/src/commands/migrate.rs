@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::admin::Admin;
+use super::admin::{Admin, Hashing};
 use crate::Context;
 use crate::cli::StorageArgs;
 
@@ -11,7 +11,7 @@ use crate::cli::StorageArgs;
 /// # Errors
 /// A settings error, or a database that cannot be opened or migrated.
 pub fn run(args: &StorageArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
-    let admin = Admin::open(args, ctx)?;
+    let admin = Admin::open(args, ctx, Hashing::None)?;
     let shown = admin.stores.describe().to_owned();
     admin.close();
     writeln!(ctx.stdout, "the database {shown} is up to date")?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use countersign::session::SessionKey;
 
-use super::admin::Admin;
+use super::admin::{Admin, Hashing};
 use super::negative;
 use crate::Context;
 use crate::cli::{SessionRevokeArgs, UserNameArgs};
@@ -16,7 +16,7 @@ use crate::display::{format_utc, write_table};
 /// # Errors
 /// A storage error.
 pub fn list(args: &UserNameArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
-    let admin = Admin::open(&args.storage, ctx)?;
+    let admin = Admin::open(&args.storage, ctx, Hashing::None)?;
     let Some(user) = admin.user(&args.name)? else {
         admin.close();
         return negative(ctx, format_args!("no such user: {}", args.name));
@@ -68,7 +68,7 @@ pub fn revoke(args: &SessionRevokeArgs, ctx: &mut Context<'_>) -> anyhow::Result
             args.id
         );
     };
-    let admin = Admin::open(&args.storage, ctx)?;
+    let admin = Admin::open(&args.storage, ctx, Hashing::None)?;
     let ended = admin.runtime.block_on(admin.auth.end_session(&key));
     admin.close();
     if ended? {
@@ -85,7 +85,7 @@ pub fn revoke(args: &SessionRevokeArgs, ctx: &mut Context<'_>) -> anyhow::Result
 /// # Errors
 /// A storage error.
 pub fn revoke_all(args: &UserNameArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
-    let admin = Admin::open(&args.storage, ctx)?;
+    let admin = Admin::open(&args.storage, ctx, Hashing::None)?;
     let Some(user) = admin.user(&args.name)? else {
         admin.close();
         return negative(ctx, format_args!("no such user: {}", args.name));

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use countersign::auth::AccountError;
 use countersign::user::Role;
 
-use super::admin::{Admin, read_password};
+use super::admin::{Admin, Hashing, read_password};
 use super::negative;
 use crate::Context;
 use crate::cli::{StorageArgs, UserAddArgs, UserNameArgs, UserPasswdArgs, UserSetRoleArgs};
@@ -25,7 +25,7 @@ use crate::display::{format_utc, write_table};
 pub fn add(args: &UserAddArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
     let role = Role::parse(&args.role)?;
     let password = read_password(args.password_stdin, ctx)?;
-    let admin = Admin::open(&args.storage, ctx)?;
+    let admin = Admin::open(&args.storage, ctx, Hashing::Passwords)?;
     let created = admin
         .runtime
         .block_on(admin.auth.create_user(&args.name, password, role));
@@ -52,7 +52,7 @@ pub fn add(args: &UserAddArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode
 /// A password the policy refuses, or a storage error.
 pub fn passwd(args: &UserPasswdArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
     let password = read_password(args.password_stdin, ctx)?;
-    let admin = Admin::open(&args.storage, ctx)?;
+    let admin = Admin::open(&args.storage, ctx, Hashing::Passwords)?;
     let Some(user) = admin.user(&args.name)? else {
         admin.close();
         return negative(ctx, format_args!("no such user: {}", args.name));
@@ -80,7 +80,7 @@ pub fn passwd(args: &UserPasswdArgs, ctx: &mut Context<'_>) -> anyhow::Result<Ex
 /// # Errors
 /// A storage error.
 pub fn list(args: &StorageArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
-    let admin = Admin::open(args, ctx)?;
+    let admin = Admin::open(args, ctx, Hashing::None)?;
     let users = admin.runtime.block_on(admin.auth.users().list_users());
     admin.close();
     let mut rows = vec![vec![
@@ -106,7 +106,7 @@ pub fn list(args: &StorageArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCod
 /// # Errors
 /// A storage error.
 pub fn remove(args: &UserNameArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
-    let admin = Admin::open(&args.storage, ctx)?;
+    let admin = Admin::open(&args.storage, ctx, Hashing::None)?;
     let Some(user) = admin.user(&args.name)? else {
         admin.close();
         return negative(ctx, format_args!("no such user: {}", args.name));
@@ -134,7 +134,7 @@ pub fn remove(args: &UserNameArgs, ctx: &mut Context<'_>) -> anyhow::Result<Exit
 /// An invalid role, or a storage error.
 pub fn set_role(args: &UserSetRoleArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
     let role = Role::parse(&args.role)?;
-    let admin = Admin::open(&args.storage, ctx)?;
+    let admin = Admin::open(&args.storage, ctx, Hashing::None)?;
     let Some(user) = admin.user(&args.name)? else {
         admin.close();
         return negative(ctx, format_args!("no such user: {}", args.name));

@@ -2,5 +2,7 @@
 //! Each area is a module.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod cli;
+mod e2e;
 mod http;
