@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -282,9 +282,6 @@ impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
         Ok(Self(ua))
     }
 }
-
-/// The state as handlers extract it.
-pub type AppState = State<App>;
 
 /// A 303 to `location`.
 pub fn see_other(location: &'static str) -> Response {
