@@ -540,3 +540,41 @@ async fn sigterm_drains_requests_in_flight() {
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(log.contains("SIGTERM: finishing the requests in flight"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_file_in_the_working_directory_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(
+        dir.path().join("countersign.toml"),
+        "registration = \"open\"\naccess_ttl = \"5m\"\nsession_idle = 600\n",
+    )
+    .unwrap();
+    // The environment beats the file.
+    let s = Server::start(&data, &[], &[("COUNTERSIGN_ACCESS_TTL", "2m")]);
+    let http = client();
+    let r = http.get(s.url("/register")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    add_user(&data, "alice", "user");
+    assert_eq!(token(&http, &s, "alice").await["expires_in"], 120);
+    let (status, _) = s.stop();
+    assert_eq!(status.code(), Some(0));
+
+    // A mistake in the file stops the start, naming the file and the key.
+    std::fs::write(
+        dir.path().join("countersign.toml"),
+        "registraton = \"open\"\n",
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("countersign.toml") && stderr.contains("registraton"),
+        "{stderr}"
+    );
+}
