@@ -224,9 +224,10 @@ async fn security_headers(request: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    if let Ok(csp) = HeaderValue::from_str(pages::content_security_policy()) {
-        h.insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        pages::content_security_policy().clone(),
+    );
     response
 }
 

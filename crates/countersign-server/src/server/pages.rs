@@ -33,13 +33,16 @@ pub const STYLE: &str = include_str!("../../templates/style.css");
 
 /// The `Content-Security-Policy` of every response: nothing loads, runs or frames; the
 /// only style is the inline sheet above, allowed by its hash; forms post only here.
-pub fn content_security_policy() -> &'static str {
-    static CSP: LazyLock<String> = LazyLock::new(|| {
+/// Computed once: it depends only on the stylesheet compiled in.
+pub fn content_security_policy() -> &'static HeaderValue {
+    static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
         let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
-        format!(
+        let text = format!(
             "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; \
              frame-ancestors 'none'; base-uri 'none'"
-        )
+        );
+        // Invariant: ASCII text and base64, always a valid header value.
+        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("default-src 'none'"))
     });
     &CSP
 }
