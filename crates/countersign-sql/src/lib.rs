@@ -1,0 +1,348 @@
+//! SQLite and PostgreSQL stores for countersign: every trait of [`countersign::store`]
+//! (users, sessions, refresh families, revocation, throttling) over sqlx, with embedded
+//! migrations.
+//!
+//! - [`connect`] opens a store from a URL (`sqlite://path?mode=rwc`, `sqlite:path`,
+//!   `postgres://…`); [`SqlStore::open_sqlite_in`] opens the embedded default,
+//!   `<data_dir>/countersign.db`. Neither migrates: call [`SqlStore::migrate`], which is safe
+//!   to run from several processes at once.
+//! - [`spawn_sweeper`] removes expired rows in the background, in small batches.
+//! - URLs are shown only redacted ([`redacted_url`]): in errors, logs, `Display` and `Debug`.
+//!
+//! The same statements serve both dialects where they can (`sql.rs`); the schemas
+//! (`migrations/sqlite`, `migrations/postgres`) and how a write transaction begins differ.
+//! Sessions and the other short-lived tables have no foreign key to `users`, so users can
+//! live here while sessions live in Redis.
+//!
+//! # Examples
+//! ```
+//! use countersign::clock::UnixTime;
+//! use countersign::password::PasswordHash;
+//! use countersign::store::UserStore;
+//! use countersign::user::{NewUser, Role, Username};
+//! use countersign_sql::{PoolOptions, connect};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = connect("sqlite::memory:", &PoolOptions::default()).await?;
+//! store.migrate().await?;
+//! let alice = store
+//!     .create_user(NewUser {
+//!         username: Username::parse("alice")?,
+//!         role: Role::admin(),
+//!         password_hash: PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$…"),
+//!         created_at: UnixTime(1_800_000_000),
+//!     })
+//!     .await?;
+//! assert_eq!(store.user_by_name("alice").await?, Some(alice));
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use countersign::clock::UnixTime;
+use countersign::password::PasswordHash;
+use countersign::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
+use countersign::session::{SessionKey, SessionRecord};
+use countersign::store::{
+    RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore, UserStore,
+};
+use countersign::user::{NewUser, Role, User, UserId};
+
+mod error;
+mod migrate;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+mod store_impl;
+mod sweep;
+mod url;
+
+pub use error::SqlError;
+pub use postgres::PgStore;
+pub use sqlite::{DB_FILE, SqliteStore};
+/// The sqlx this crate is built on, for the pools the stores expose.
+pub use sqlx;
+pub use store_impl::SweepReport;
+pub use sweep::spawn_sweeper;
+#[doc(hidden)]
+pub use sweep::spawn_sweeper_reporting;
+pub use url::redacted_url;
+
+/// Connection pool settings. The defaults suit one server on a small machine.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PoolOptions {
+    /// PostgreSQL: the pool size (default 10). SQLite: how many connections read in
+    /// parallel (default four per core, 4 to 16); writes always go through one
+    /// connection, since SQLite runs one writer at a time anyway.
+    pub max_connections: Option<u32>,
+    /// Connections kept open while idle (default 0; the SQLite writer always stays open).
+    pub min_connections: u32,
+    /// How long an operation waits for a free connection before it fails as
+    /// [`countersign::store::StoreError::Unavailable`] (default 5 s).
+    pub acquire_timeout: Duration,
+    /// SQLite: how long a write waits for another process's lock on the file, e.g. the
+    /// admin CLI's, before it fails as unavailable (default 5 s).
+    pub busy_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A SQL store: SQLite or PostgreSQL. Implements every store trait; cheap to clone (the
+/// clones share the pools).
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum SqlStore {
+    /// SQLite.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+/// Open the store at `url`: `sqlite://path?mode=rwc` (created if missing), `sqlite:path`
+/// (must exist), `sqlite::memory:`, or `postgres://user:password@host:port/db?…`
+/// (`postgresql://` too). Does not migrate.
+///
+/// # Errors
+/// [`SqlError::UnsupportedUrl`] for another scheme, [`SqlError::InvalidUrl`],
+/// [`SqlError::Connect`]. The URL in them is redacted.
+pub async fn connect(url: &str, opts: &PoolOptions) -> Result<SqlStore, SqlError> {
+    if url.starts_with("sqlite:") {
+        SqliteStore::connect(url, opts).await.map(SqlStore::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        PgStore::connect(url, opts).await.map(SqlStore::Postgres)
+    } else {
+        Err(SqlError::UnsupportedUrl {
+            url: redacted_url(url),
+        })
+    }
+}
+
+impl SqlStore {
+    /// Open (creating it if needed) the embedded default, `<data_dir>/countersign.db`
+    /// ([`DB_FILE`]), creating `data_dir` too: WAL, `synchronous=NORMAL`, foreign keys on,
+    /// busy timeout from `opts`. Does not migrate.
+    ///
+    /// # Errors
+    /// [`SqlError::DataDir`], [`SqlError::Connect`].
+    pub async fn open_sqlite_in(
+        data_dir: impl AsRef<Path>,
+        opts: &PoolOptions,
+    ) -> Result<Self, SqlError> {
+        SqliteStore::open_in(data_dir.as_ref(), opts)
+            .await
+            .map(Self::Sqlite)
+    }
+
+    /// Bring the schema up to date (embedded migrations). Safe to run from several
+    /// processes at once against one database: the second waits, then finds nothing to do.
+    ///
+    /// # Errors
+    /// [`SqlError::Migrate`].
+    pub async fn migrate(&self) -> Result<(), SqlError> {
+        match self {
+            Self::Sqlite(s) => s.migrate().await,
+            Self::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    /// Remove everything that has expired at `now`, in small batches (see
+    /// [`spawn_sweeper`] to do it periodically).
+    ///
+    /// # Errors
+    /// The first store error; what was removed before it stays removed.
+    pub async fn sweep(&self, now: UnixTime) -> StoreResult<SweepReport> {
+        match self {
+            Self::Sqlite(s) => s.sweep(now).await,
+            Self::Postgres(s) => s.sweep(now).await,
+        }
+    }
+
+    /// The database URL, redacted.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Sqlite(s) => s.url(),
+            Self::Postgres(s) => s.url(),
+        }
+    }
+
+    /// Close every connection, waiting for those in use.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(s) => f.debug_tuple("Sqlite").field(s).finish(),
+            Self::Postgres(s) => f.debug_tuple("Postgres").field(s).finish(),
+        }
+    }
+}
+
+impl fmt::Display for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.url())
+    }
+}
+
+/// `self.method(args)` on whichever store this is.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            SqlStore::Sqlite(s) => s.$method($($arg),*).await,
+            SqlStore::Postgres(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        dispatch!(self.create_user(user))
+    }
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        dispatch!(self.user_by_name(username))
+    }
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        dispatch!(self.user_by_id(id))
+    }
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        dispatch!(self.list_users())
+    }
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
+        dispatch!(self.set_password_hash(id, hash))
+    }
+    async fn set_role(&self, id: UserId, role: &Role) -> StoreResult<bool> {
+        dispatch!(self.set_role(id, role))
+    }
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        dispatch!(self.delete_user(id))
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        dispatch!(self.ping())
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn create_session(&self, record: &SessionRecord) -> StoreResult<()> {
+        dispatch!(self.create_session(record))
+    }
+    async fn load_session(
+        &self,
+        key: &SessionKey,
+        now: UnixTime,
+    ) -> StoreResult<Option<SessionRecord>> {
+        dispatch!(self.load_session(key, now))
+    }
+    async fn touch_session(
+        &self,
+        key: &SessionKey,
+        last_seen: UnixTime,
+        idle_deadline: UnixTime,
+    ) -> StoreResult<bool> {
+        dispatch!(self.touch_session(key, last_seen, idle_deadline))
+    }
+    async fn delete_session(&self, key: &SessionKey) -> StoreResult<bool> {
+        dispatch!(self.delete_session(key))
+    }
+    async fn list_user_sessions(
+        &self,
+        user: UserId,
+        now: UnixTime,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        dispatch!(self.list_user_sessions(user, now))
+    }
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+        dispatch!(self.delete_user_sessions(user))
+    }
+    async fn sweep_sessions(&self, now: UnixTime) -> StoreResult<u64> {
+        dispatch!(self.sweep_sessions(now))
+    }
+    async fn ping_sessions(&self) -> StoreResult<()> {
+        dispatch!(self.ping_sessions())
+    }
+}
+
+#[async_trait]
+impl RefreshStore for SqlStore {
+    async fn create_family(&self, family: &RefreshFamily, first: &RefreshHash) -> StoreResult<()> {
+        dispatch!(self.create_family(family, first))
+    }
+    async fn rotate(
+        &self,
+        presented: &[RefreshHash],
+        next: &RefreshHash,
+        idle_secs: i64,
+        now: UnixTime,
+    ) -> StoreResult<RotateOutcome> {
+        dispatch!(self.rotate(presented, next, idle_secs, now))
+    }
+    async fn revoke_by_token(&self, presented: &[RefreshHash]) -> StoreResult<bool> {
+        dispatch!(self.revoke_by_token(presented))
+    }
+    async fn revoke_family(&self, id: &FamilyId) -> StoreResult<bool> {
+        dispatch!(self.revoke_family(id))
+    }
+    async fn revoke_user_families(&self, user: UserId) -> StoreResult<u64> {
+        dispatch!(self.revoke_user_families(user))
+    }
+    async fn sweep_families(&self, now: UnixTime) -> StoreResult<u64> {
+        dispatch!(self.sweep_families(now))
+    }
+}
+
+#[async_trait]
+impl RevocationStore for SqlStore {
+    async fn deny_jti(&self, jti: &str, until: UnixTime) -> StoreResult<()> {
+        dispatch!(self.deny_jti(jti, until))
+    }
+    async fn is_jti_denied(&self, jti: &str, now: UnixTime) -> StoreResult<bool> {
+        dispatch!(self.is_jti_denied(jti, now))
+    }
+    async fn revoke_issued_before(&self, user: UserId, before: UnixTime) -> StoreResult<()> {
+        dispatch!(self.revoke_issued_before(user, before))
+    }
+    async fn issued_before(&self, user: UserId) -> StoreResult<Option<UnixTime>> {
+        dispatch!(self.issued_before(user))
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for SqlStore {
+    async fn hit(
+        &self,
+        key: &str,
+        window_secs: i64,
+        now: UnixTime,
+    ) -> StoreResult<(u64, UnixTime)> {
+        dispatch!(self.hit(key, window_secs, now))
+    }
+    async fn peek(&self, key: &str, now: UnixTime) -> StoreResult<(u64, UnixTime)> {
+        dispatch!(self.peek(key, now))
+    }
+    async fn clear(&self, key: &str) -> StoreResult<()> {
+        dispatch!(self.clear(key))
+    }
+}

@@ -1,0 +1,101 @@
+//! The statements, shared by both dialects: `$n` placeholders (which sqlx binds by number on
+//! SQLite too), `INSERT … ON CONFLICT … DO UPDATE … WHERE` and `RETURNING` (SQLite ≥ 3.35,
+//! PostgreSQL ≥ 9.5), `CASE` instead of `min`/`LEAST`, batched deletes through a primary-key
+//! subquery instead of `DELETE … LIMIT`. What differs between the dialects (the schema, how a
+//! write transaction begins) lives in `sqlite.rs`, `postgres.rs` and the migrations.
+
+// Users.
+
+pub(crate) const INSERT_USER: &str = "INSERT INTO users (username, role, password_hash, created_at) \
+     VALUES ($1, $2, $3, $4) RETURNING id";
+pub(crate) const USER_BY_NAME: &str =
+    "SELECT id, username, role, password_hash, created_at FROM users WHERE username = $1";
+pub(crate) const USER_BY_ID: &str =
+    "SELECT id, username, role, password_hash, created_at FROM users WHERE id = $1";
+pub(crate) const LIST_USERS: &str =
+    "SELECT id, username, role, password_hash, created_at FROM users ORDER BY id";
+pub(crate) const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+pub(crate) const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE id = $1";
+pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+pub(crate) const PING: &str = "SELECT 1";
+
+// Sessions. `expires_at` is min(idle_deadline, absolute_deadline), written with them.
+
+pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (key, user_id, username, role, \
+     created_at, last_seen, idle_deadline, absolute_deadline, expires_at, csrf_token, \
+     user_agent, ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+/// The hot path of every cookie-authenticated request: one primary-key lookup.
+pub(crate) const LOAD_SESSION: &str = "SELECT key, user_id, username, role, created_at, \
+     last_seen, idle_deadline, absolute_deadline, csrf_token, user_agent, ip \
+     FROM sessions WHERE key = $1 AND expires_at > $2";
+pub(crate) const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen = $2, \
+     idle_deadline = CASE WHEN $3 < absolute_deadline THEN $3 ELSE absolute_deadline END, \
+     expires_at = CASE WHEN $3 < absolute_deadline THEN $3 ELSE absolute_deadline END \
+     WHERE key = $1";
+pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE key = $1";
+pub(crate) const LIST_USER_SESSIONS: &str = "SELECT key, user_id, username, role, created_at, \
+     last_seen, idle_deadline, absolute_deadline, csrf_token, user_agent, ip \
+     FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, key";
+pub(crate) const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
+pub(crate) const SWEEP_SESSIONS: &str = "DELETE FROM sessions WHERE key IN \
+     (SELECT key FROM sessions WHERE expires_at <= $1 LIMIT $2)";
+
+// Refresh families. A revoked family gets `expires_at = 0`, so the sweep finds it by the
+// same index as an ended one.
+
+pub(crate) const INSERT_FAMILY: &str = "INSERT INTO refresh_families (id, user_id, created_at, \
+     idle_deadline, absolute_deadline, expires_at, revoked) \
+     VALUES ($1, $2, $3, $4, $5, $6, FALSE)";
+pub(crate) const INSERT_TOKEN: &str =
+    "INSERT INTO refresh_tokens (hash, family_id, retired) VALUES ($1, $2, FALSE)";
+pub(crate) const FIND_TOKEN: &str = "SELECT t.retired, f.revoked, f.id, f.user_id, \
+     f.created_at, f.idle_deadline, f.absolute_deadline \
+     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = $1";
+/// The atomic step of a rotation: of two concurrent ones, only one changes the row.
+pub(crate) const RETIRE_TOKEN: &str =
+    "UPDATE refresh_tokens SET retired = TRUE WHERE hash = $1 AND NOT retired";
+pub(crate) const EXTEND_FAMILY: &str = "UPDATE refresh_families \
+     SET idle_deadline = $2, expires_at = $2 \
+     WHERE id = $1 AND NOT revoked AND expires_at > $3";
+pub(crate) const REVOKE_FAMILY: &str =
+    "UPDATE refresh_families SET revoked = TRUE, expires_at = 0 WHERE id = $1";
+pub(crate) const REVOKE_BY_TOKEN: &str = "UPDATE refresh_families \
+     SET revoked = TRUE, expires_at = 0 \
+     WHERE id = (SELECT family_id FROM refresh_tokens WHERE hash = $1)";
+pub(crate) const REVOKE_USER_FAMILIES: &str = "UPDATE refresh_families \
+     SET revoked = TRUE, expires_at = 0 WHERE user_id = $1 AND NOT revoked";
+/// Their tokens go by `ON DELETE CASCADE`.
+pub(crate) const SWEEP_FAMILIES: &str = "DELETE FROM refresh_families WHERE id IN \
+     (SELECT id FROM refresh_families WHERE expires_at <= $1 LIMIT $2)";
+
+// Revocation. Both upserts keep the later time.
+
+pub(crate) const DENY_JTI: &str = "INSERT INTO jti_denylist (jti, until) VALUES ($1, $2) \
+     ON CONFLICT (jti) DO UPDATE SET until = excluded.until \
+     WHERE excluded.until > jti_denylist.until";
+pub(crate) const IS_JTI_DENIED: &str = "SELECT 1 FROM jti_denylist WHERE jti = $1 AND until > $2";
+pub(crate) const SWEEP_DENYLIST: &str = "DELETE FROM jti_denylist WHERE jti IN \
+     (SELECT jti FROM jti_denylist WHERE until <= $1 LIMIT $2)";
+pub(crate) const REVOKE_ISSUED_BEFORE: &str = "INSERT INTO issued_before (user_id, before) \
+     VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET before = excluded.before \
+     WHERE excluded.before > issued_before.before";
+pub(crate) const ISSUED_BEFORE: &str = "SELECT before FROM issued_before WHERE user_id = $1";
+
+// Throttling: one atomic upsert counts, and starts a new window when the old one ended.
+// `$2` is now + window, `$3` is now.
+
+pub(crate) const HIT: &str = "INSERT INTO throttle (key, count, window_end) VALUES ($1, 1, $2) \
+     ON CONFLICT (key) DO UPDATE SET \
+     count = CASE WHEN throttle.window_end <= $3 THEN 1 ELSE throttle.count + 1 END, \
+     window_end = CASE WHEN throttle.window_end <= $3 THEN excluded.window_end \
+     ELSE throttle.window_end END \
+     RETURNING count, window_end";
+pub(crate) const PEEK: &str =
+    "SELECT count, window_end FROM throttle WHERE key = $1 AND window_end > $2";
+pub(crate) const CLEAR: &str = "DELETE FROM throttle WHERE key = $1";
+pub(crate) const SWEEP_THROTTLE: &str = "DELETE FROM throttle WHERE key IN \
+     (SELECT key FROM throttle WHERE window_end <= $1 LIMIT $2)";
+
+/// Rows deleted per statement by a sweep: small enough that a write waiting behind it waits
+/// milliseconds, not seconds.
+pub(crate) const SWEEP_BATCH: i64 = 500;

@@ -1,0 +1,555 @@
+//! The store traits, written once for both drivers.
+//!
+//! sqlx code generic over the database needs a wall of higher-ranked bounds (and fights
+//! `async_trait`'s `Send` requirements), so the implementations are one macro body expanded
+//! in `sqlite.rs` and in `postgres.rs`. Each expansion site provides a `Db` type alias and,
+//! on its store type, `reader()` (the pool for reads), `writer()` (the pool for writes:
+//! SQLite's single writer connection, PostgreSQL's one pool) and `begin_write()` (a
+//! transaction that may write: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL).
+
+/// The report of one sweep pass ([`crate::SqlStore::sweep`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SweepReport {
+    /// Expired sessions removed.
+    pub sessions: u64,
+    /// Ended or revoked refresh families removed (with their tokens).
+    pub families: u64,
+    /// Denylisted `jti`s past their token's expiry removed.
+    pub denied_jtis: u64,
+    /// Throttle counters whose window ended removed.
+    pub throttle_keys: u64,
+}
+
+macro_rules! impl_stores {
+    ($store:ident) => {
+        mod store_impl {
+            use async_trait::async_trait;
+            use countersign::clock::UnixTime;
+            use countersign::password::PasswordHash;
+            use countersign::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
+            use countersign::session::{SessionKey, SessionRecord};
+            use countersign::store::{
+                RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore, UserStore,
+            };
+            use countersign::user::{NewUser, Role, User, UserId};
+            use sqlx::Transaction;
+
+            use super::{Db, $store};
+            use crate::error::store_err;
+            use crate::store_impl::SweepReport;
+            use crate::{rows, sql};
+
+            type Tx = Transaction<'static, Db>;
+
+            impl $store {
+                /// Remove everything that has expired at `now`: sessions, ended and revoked
+                /// refresh families, denylisted `jti`s past their expiry and ended throttle
+                /// windows, in batches of a few hundred rows so that requests are never
+                /// kept waiting behind a sweep.
+                ///
+                /// # Errors
+                /// The first store error; what was removed before it stays removed.
+                pub async fn sweep(&self, now: UnixTime) -> StoreResult<SweepReport> {
+                    Ok(SweepReport {
+                        sessions: self.sweep_sessions(now).await?,
+                        families: self.sweep_families(now).await?,
+                        denied_jtis: self.delete_expired(sql::SWEEP_DENYLIST, now).await?,
+                        throttle_keys: self.delete_expired(sql::SWEEP_THROTTLE, now).await?,
+                    })
+                }
+
+                /// Run a batched delete (`$1` now, `$2` the batch size) until a batch
+                /// comes back short, yielding between batches.
+                async fn delete_expired(
+                    &self,
+                    stmt: &'static str,
+                    now: UnixTime,
+                ) -> StoreResult<u64> {
+                    let mut total = 0;
+                    loop {
+                        let n = sqlx::query(stmt)
+                            .bind(now.secs())
+                            .bind(sql::SWEEP_BATCH)
+                            .execute(self.writer())
+                            .await
+                            .map_err(store_err)?
+                            .rows_affected();
+                        total += n;
+                        if n < sql::SWEEP_BATCH.unsigned_abs() {
+                            return Ok(total);
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
+
+                /// Commit when `result` says so, roll back otherwise (and on error).
+                async fn finish<T>(tx: Tx, result: StoreResult<(T, bool)>) -> StoreResult<T> {
+                    match result {
+                        Ok((value, true)) => {
+                            tx.commit().await.map_err(store_err)?;
+                            Ok(value)
+                        }
+                        Ok((value, false)) => {
+                            tx.rollback().await.map_err(store_err)?;
+                            Ok(value)
+                        }
+                        Err(e) => {
+                            // The first error is the one to report; a failed rollback
+                            // closes the connection, which rolls back too.
+                            let _ = tx.rollback().await;
+                            Err(e)
+                        }
+                    }
+                }
+
+                /// The body of [`RefreshStore::rotate`], inside a write transaction.
+                /// Returns the outcome and whether to commit.
+                async fn rotate_in(
+                    tx: &mut Tx,
+                    presented: &[RefreshHash],
+                    next: &RefreshHash,
+                    idle_secs: i64,
+                    now: UnixTime,
+                ) -> StoreResult<(RotateOutcome, bool)> {
+                    let mut found = None;
+                    for hash in presented {
+                        let row = sqlx::query(sql::FIND_TOKEN)
+                            .bind(hash.as_str())
+                            .fetch_optional(&mut **tx)
+                            .await
+                            .map_err(store_err)?;
+                        if let Some(row) = row {
+                            found = Some((hash, rows::token_and_family(&row)?));
+                            break;
+                        }
+                    }
+                    let Some((hash, (retired, revoked, mut family))) = found else {
+                        return Ok((RotateOutcome::Invalid, false));
+                    };
+                    if revoked || !family.is_live(now) {
+                        return Ok((RotateOutcome::Invalid, false));
+                    }
+                    // The conditional update is the race's referee: of two rotations of
+                    // one token, one changes the row and the other sees no row to change
+                    // (PostgreSQL re-checks `NOT retired` once the winner commits).
+                    let won = !retired
+                        && sqlx::query(sql::RETIRE_TOKEN)
+                            .bind(hash.as_str())
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(store_err)?
+                            .rows_affected()
+                            == 1;
+                    if !won {
+                        // A used token presented again: two parties hold this family's
+                        // tokens, so none of them is trusted any more.
+                        sqlx::query(sql::REVOKE_FAMILY)
+                            .bind(family.id.0.as_str())
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(store_err)?;
+                        return Ok((
+                            RotateOutcome::Reused {
+                                user_id: family.user_id,
+                            },
+                            true,
+                        ));
+                    }
+                    sqlx::query(sql::INSERT_TOKEN)
+                        .bind(next.as_str())
+                        .bind(family.id.0.as_str())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(store_err)?;
+                    let idle = now.add_secs(idle_secs).min(family.absolute_deadline);
+                    let extended = sqlx::query(sql::EXTEND_FAMILY)
+                        .bind(family.id.0.as_str())
+                        .bind(idle.secs())
+                        .bind(now.secs())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected()
+                        == 1;
+                    if !extended {
+                        // Revoked (or ended) since it was read: nothing happened.
+                        return Ok((RotateOutcome::Invalid, false));
+                    }
+                    family.idle_deadline = idle;
+                    Ok((RotateOutcome::Rotated { family }, true))
+                }
+            }
+
+            #[async_trait]
+            impl UserStore for $store {
+                async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+                    let id: i64 = sqlx::query_scalar(sql::INSERT_USER)
+                        .bind(user.username.as_str())
+                        .bind(user.role.as_str())
+                        .bind(user.password_hash.as_str())
+                        .bind(user.created_at.secs())
+                        .fetch_one(self.writer())
+                        .await
+                        .map_err(store_err)?;
+                    Ok(User {
+                        id: UserId(id),
+                        username: user.username,
+                        role: user.role,
+                        password_hash: user.password_hash,
+                        created_at: user.created_at,
+                    })
+                }
+
+                async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+                    sqlx::query(sql::USER_BY_NAME)
+                        .bind(username)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(store_err)?
+                        .map(|row| rows::user(&row))
+                        .transpose()
+                }
+
+                async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+                    sqlx::query(sql::USER_BY_ID)
+                        .bind(id.0)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(store_err)?
+                        .map(|row| rows::user(&row))
+                        .transpose()
+                }
+
+                async fn list_users(&self) -> StoreResult<Vec<User>> {
+                    sqlx::query(sql::LIST_USERS)
+                        .fetch_all(self.reader())
+                        .await
+                        .map_err(store_err)?
+                        .iter()
+                        .map(rows::user)
+                        .collect()
+                }
+
+                async fn set_password_hash(
+                    &self,
+                    id: UserId,
+                    hash: &PasswordHash,
+                ) -> StoreResult<bool> {
+                    Ok(sqlx::query(sql::SET_PASSWORD_HASH)
+                        .bind(id.0)
+                        .bind(hash.as_str())
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected()
+                        > 0)
+                }
+
+                async fn set_role(&self, id: UserId, role: &Role) -> StoreResult<bool> {
+                    Ok(sqlx::query(sql::SET_ROLE)
+                        .bind(id.0)
+                        .bind(role.as_str())
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected()
+                        > 0)
+                }
+
+                async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+                    Ok(sqlx::query(sql::DELETE_USER)
+                        .bind(id.0)
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected()
+                        > 0)
+                }
+
+                async fn ping(&self) -> StoreResult<()> {
+                    sqlx::query(sql::PING)
+                        .execute(self.reader())
+                        .await
+                        .map_err(store_err)?;
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl SessionStore for $store {
+                async fn create_session(&self, record: &SessionRecord) -> StoreResult<()> {
+                    sqlx::query(sql::INSERT_SESSION)
+                        .bind(record.key.as_str())
+                        .bind(record.user_id.0)
+                        .bind(record.username.as_str())
+                        .bind(record.role.as_str())
+                        .bind(record.created_at.secs())
+                        .bind(record.last_seen.secs())
+                        .bind(record.idle_deadline.secs())
+                        .bind(record.absolute_deadline.secs())
+                        .bind(record.expires_at().secs())
+                        .bind(record.csrf_token.as_str())
+                        .bind(record.user_agent.as_str())
+                        .bind(record.ip.as_str())
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?;
+                    Ok(())
+                }
+
+                async fn load_session(
+                    &self,
+                    key: &SessionKey,
+                    now: UnixTime,
+                ) -> StoreResult<Option<SessionRecord>> {
+                    sqlx::query(sql::LOAD_SESSION)
+                        .bind(key.as_str())
+                        .bind(now.secs())
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(store_err)?
+                        .map(|row| rows::session(&row))
+                        .transpose()
+                }
+
+                async fn touch_session(
+                    &self,
+                    key: &SessionKey,
+                    last_seen: UnixTime,
+                    idle_deadline: UnixTime,
+                ) -> StoreResult<bool> {
+                    Ok(sqlx::query(sql::TOUCH_SESSION)
+                        .bind(key.as_str())
+                        .bind(last_seen.secs())
+                        .bind(idle_deadline.secs())
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected()
+                        > 0)
+                }
+
+                async fn delete_session(&self, key: &SessionKey) -> StoreResult<bool> {
+                    Ok(sqlx::query(sql::DELETE_SESSION)
+                        .bind(key.as_str())
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected()
+                        > 0)
+                }
+
+                async fn list_user_sessions(
+                    &self,
+                    user: UserId,
+                    now: UnixTime,
+                ) -> StoreResult<Vec<SessionRecord>> {
+                    sqlx::query(sql::LIST_USER_SESSIONS)
+                        .bind(user.0)
+                        .bind(now.secs())
+                        .fetch_all(self.reader())
+                        .await
+                        .map_err(store_err)?
+                        .iter()
+                        .map(rows::session)
+                        .collect()
+                }
+
+                async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+                    Ok(sqlx::query(sql::DELETE_USER_SESSIONS)
+                        .bind(user.0)
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected())
+                }
+
+                async fn sweep_sessions(&self, now: UnixTime) -> StoreResult<u64> {
+                    self.delete_expired(sql::SWEEP_SESSIONS, now).await
+                }
+
+                async fn ping_sessions(&self) -> StoreResult<()> {
+                    UserStore::ping(self).await
+                }
+            }
+
+            #[async_trait]
+            impl RefreshStore for $store {
+                async fn create_family(
+                    &self,
+                    family: &RefreshFamily,
+                    first: &RefreshHash,
+                ) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(store_err)?;
+                    let result = async {
+                        sqlx::query(sql::INSERT_FAMILY)
+                            .bind(family.id.0.as_str())
+                            .bind(family.user_id.0)
+                            .bind(family.created_at.secs())
+                            .bind(family.idle_deadline.secs())
+                            .bind(family.absolute_deadline.secs())
+                            .bind(family.idle_deadline.min(family.absolute_deadline).secs())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(store_err)?;
+                        sqlx::query(sql::INSERT_TOKEN)
+                            .bind(first.as_str())
+                            .bind(family.id.0.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(store_err)?;
+                        Ok(((), true))
+                    }
+                    .await;
+                    Self::finish(tx, result).await
+                }
+
+                async fn rotate(
+                    &self,
+                    presented: &[RefreshHash],
+                    next: &RefreshHash,
+                    idle_secs: i64,
+                    now: UnixTime,
+                ) -> StoreResult<RotateOutcome> {
+                    let mut tx = self.begin_write().await.map_err(store_err)?;
+                    let result = Self::rotate_in(&mut tx, presented, next, idle_secs, now).await;
+                    Self::finish(tx, result).await
+                }
+
+                async fn revoke_by_token(&self, presented: &[RefreshHash]) -> StoreResult<bool> {
+                    for hash in presented {
+                        let n = sqlx::query(sql::REVOKE_BY_TOKEN)
+                            .bind(hash.as_str())
+                            .execute(self.writer())
+                            .await
+                            .map_err(store_err)?
+                            .rows_affected();
+                        if n > 0 {
+                            return Ok(true);
+                        }
+                    }
+                    Ok(false)
+                }
+
+                async fn revoke_family(&self, id: &FamilyId) -> StoreResult<bool> {
+                    Ok(sqlx::query(sql::REVOKE_FAMILY)
+                        .bind(id.0.as_str())
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected()
+                        > 0)
+                }
+
+                async fn revoke_user_families(&self, user: UserId) -> StoreResult<u64> {
+                    Ok(sqlx::query(sql::REVOKE_USER_FAMILIES)
+                        .bind(user.0)
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected())
+                }
+
+                async fn sweep_families(&self, now: UnixTime) -> StoreResult<u64> {
+                    self.delete_expired(sql::SWEEP_FAMILIES, now).await
+                }
+            }
+
+            #[async_trait]
+            impl RevocationStore for $store {
+                async fn deny_jti(&self, jti: &str, until: UnixTime) -> StoreResult<()> {
+                    sqlx::query(sql::DENY_JTI)
+                        .bind(jti)
+                        .bind(until.secs())
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?;
+                    Ok(())
+                }
+
+                async fn is_jti_denied(&self, jti: &str, now: UnixTime) -> StoreResult<bool> {
+                    Ok(sqlx::query(sql::IS_JTI_DENIED)
+                        .bind(jti)
+                        .bind(now.secs())
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(store_err)?
+                        .is_some())
+                }
+
+                async fn revoke_issued_before(
+                    &self,
+                    user: UserId,
+                    before: UnixTime,
+                ) -> StoreResult<()> {
+                    sqlx::query(sql::REVOKE_ISSUED_BEFORE)
+                        .bind(user.0)
+                        .bind(before.secs())
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?;
+                    Ok(())
+                }
+
+                async fn issued_before(&self, user: UserId) -> StoreResult<Option<UnixTime>> {
+                    let before: Option<i64> = sqlx::query_scalar(sql::ISSUED_BEFORE)
+                        .bind(user.0)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(store_err)?;
+                    Ok(before.map(UnixTime))
+                }
+            }
+
+            #[async_trait]
+            impl ThrottleStore for $store {
+                async fn hit(
+                    &self,
+                    key: &str,
+                    window_secs: i64,
+                    now: UnixTime,
+                ) -> StoreResult<(u64, UnixTime)> {
+                    let row = sqlx::query(sql::HIT)
+                        .bind(key)
+                        .bind(now.add_secs(window_secs).secs())
+                        .bind(now.secs())
+                        .fetch_one(self.writer())
+                        .await
+                        .map_err(store_err)?;
+                    Ok((
+                        rows::count(rows::get(&row, 0)?)?,
+                        UnixTime(rows::get(&row, 1)?),
+                    ))
+                }
+
+                async fn peek(&self, key: &str, now: UnixTime) -> StoreResult<(u64, UnixTime)> {
+                    let row = sqlx::query(sql::PEEK)
+                        .bind(key)
+                        .bind(now.secs())
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(store_err)?;
+                    match row {
+                        Some(row) => Ok((
+                            rows::count(rows::get(&row, 0)?)?,
+                            UnixTime(rows::get(&row, 1)?),
+                        )),
+                        None => Ok((0, now)),
+                    }
+                }
+
+                async fn clear(&self, key: &str) -> StoreResult<()> {
+                    sqlx::query(sql::CLEAR)
+                        .bind(key)
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?;
+                    Ok(())
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_stores;
