@@ -80,6 +80,12 @@ impl CookieConfig {
     pub fn csrf_cookie(&self, value: &str) -> HeaderValue {
         set_cookie(self, self.csrf_name(), value, None)
     }
+
+    /// `Set-Cookie` that deletes the pre-session CSRF cookie (once signed in, the
+    /// session's own token takes over).
+    pub fn clear_csrf_cookie(&self) -> HeaderValue {
+        set_cookie(self, self.csrf_name(), "", Some(0))
+    }
 }
 
 /// Whether `b` may appear in a cookie value (RFC 6265 §4.1.1 `cookie-octet`).

@@ -8,6 +8,8 @@
 //!   [`RoleName`]), else 403.
 //! - [`csrf_guard`]: middleware refusing cross-site state changes; [`csrf_token_for`] and
 //!   [`issue_pre_session_csrf`] give forms their tokens.
+//! - [`sign_in`], [`sign_out`]: a fresh session id at every sign-in, the record deleted at
+//!   sign-out.
 //! - [`CookieConfig`]: the session and CSRF cookies' names and `Set-Cookie` values.
 //!
 //! The extractors work with any router state `S` for which `Arc<AuthState>: FromRef<S>`.
@@ -51,6 +53,7 @@ mod cookie;
 mod csrf;
 mod extract;
 mod rejection;
+mod sign;
 
 pub use crate::cookie::{CookieConfig, read_cookie};
 pub use crate::csrf::{CSRF_FIELD, CSRF_HEADER, FORM_LIMIT, csrf_guard, issue_pre_session_csrf};
@@ -59,4 +62,5 @@ pub use crate::extract::{
     csrf_token_for,
 };
 pub use crate::rejection::AuthRejection;
+pub use crate::sign::{SignedIn, sign_in, sign_out};
 pub use countersign::auth::{Method, Principal};

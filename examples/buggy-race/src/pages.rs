@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use countersign::auth::{LoginError, Method, Principal};
+use countersign::auth::{LoginError, Principal};
 use countersign::password::Password;
 use countersign::user::UserId;
 use countersign_axum::{
@@ -498,29 +498,24 @@ async fn login(
             );
         }
     };
-    // A new session id at every login (against fixation): end the one the browser had.
-    if let Some(Principal {
-        method: Method::Session { key, .. },
-        ..
-    }) = &current
-        && let Err(e) = app.auth().end_session(key).await
-    {
-        tracing::error!(error = %e, "could not end the previous session");
-        return unavailable(None);
-    }
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    match app.auth().start_session(&user, user_agent, &address).await {
-        Ok((cookie, _record)) => {
+    // A new session id at every login (against fixation): sign_in ends the old one.
+    match countersign_axum::sign_in(
+        app.auth_state(),
+        current.as_ref(),
+        &user,
+        user_agent,
+        &address,
+    )
+    .await
+    {
+        Ok(cookies) => {
             tracing::info!(user = %user.username, "logged in");
-            let max_age = app.auth().config().sessions.absolute_secs;
-            let set_cookie = app.auth_state().cookies.session_cookie(&cookie, max_age);
             let mut response = Redirect::to("/buggy").into_response();
-            response
-                .headers_mut()
-                .append(header::SET_COOKIE, set_cookie);
+            cookies.apply(&mut response);
             response
         }
         Err(e) => {
@@ -534,21 +529,17 @@ async fn logout(
     State(app): State<AppState>,
     MaybeAuthenticated(user): MaybeAuthenticated,
 ) -> Response {
-    if let Some(Principal {
-        method: Method::Session { key, .. },
-        ..
-    }) = &user
-        && let Err(e) = app.auth().end_session(key).await
-    {
-        tracing::error!(error = %e, "could not end a session");
-        return unavailable(user.as_ref());
+    match countersign_axum::sign_out(app.auth_state(), user.as_ref()).await {
+        Ok(clear) => {
+            let mut response = Redirect::to("/login").into_response();
+            response.headers_mut().append(header::SET_COOKIE, clear);
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not end a session");
+            unavailable(user.as_ref())
+        }
     }
-    let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        app.auth_state().cookies.clear_session_cookie(),
-    );
-    response
 }
 
 // ----- my buggy -----

@@ -10,4 +10,5 @@ mod maybe;
 mod metrics;
 mod roles;
 mod session;
+mod sign;
 mod unavailable;

@@ -115,12 +115,6 @@ impl App {
     pub fn registration_open(&self) -> bool {
         self.site.registration == Registration::Open
     }
-
-    /// The session cookie's `Max-Age`: the absolute lifetime (the server ends idle
-    /// sessions itself).
-    pub fn session_max_age(&self) -> i64 {
-        self.engine().config().sessions.absolute_secs
-    }
 }
 
 /// The whole router, ready to serve.

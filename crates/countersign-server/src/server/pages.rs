@@ -17,7 +17,7 @@ use countersign::auth::{AccountError, Method, Principal};
 use countersign::password::{Password, PasswordError};
 use countersign::session::SessionKey;
 use countersign::store::StoreError;
-use countersign::user::Role;
+use countersign::user::{Role, User};
 use countersign_axum::{MaybeAuthenticated, csrf_token_for, issue_pre_session_csrf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -318,29 +318,7 @@ pub async fn login(
     let password = Password::new(std::mem::take(&mut form.password));
     match login::attempt(&app, &form.username, password, &address, Via::Form).await {
         Outcome::Success(user) => {
-            // A new session id at every login (fixation); the old session, if any, ends.
-            if let Some(Principal {
-                method: Method::Session { key, .. },
-                ..
-            }) = &current
-                && let Err(e) = app.engine().end_session(key).await
-            {
-                return store_failure(&app, &e);
-            }
-            match app
-                .engine()
-                .start_session(&user, &user_agent, &address)
-                .await
-            {
-                Ok((cookie, _)) => with_header(
-                    see_other("/"),
-                    header::SET_COOKIE,
-                    app.auth
-                        .cookies
-                        .session_cookie(&cookie, app.session_max_age()),
-                ),
-                Err(e) => store_failure(&app, &e),
-            }
+            signed_in(&app, current.as_ref(), &user, &user_agent, &address).await
         }
         Outcome::Invalid => login_again(&app, StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS, &form),
         Outcome::Throttled(secs) => with_header(
@@ -372,22 +350,20 @@ pub async fn logout(
     State(app): State<App>,
     MaybeAuthenticated(user): MaybeAuthenticated,
 ) -> Response {
-    if let Some(Principal {
-        method: Method::Session { key, .. },
-        username,
-        ..
-    }) = &user
-    {
-        if let Err(e) = app.engine().end_session(key).await {
-            return store_failure(&app, &e);
+    match countersign_axum::sign_out(&app.auth, user.as_ref()).await {
+        Ok(clear) => {
+            if let Some(Principal {
+                method: Method::Session { .. },
+                username,
+                ..
+            }) = &user
+            {
+                tracing::info!(user = %username, "logged out");
+            }
+            with_header(see_other("/"), header::SET_COOKIE, clear)
         }
-        tracing::info!(user = %username, "logged out");
+        Err(e) => store_failure(&app, &e),
     }
-    with_header(
-        see_other("/"),
-        header::SET_COOKIE,
-        app.auth.cookies.clear_session_cookie(),
-    )
 }
 
 /// `GET /register` (only routed when registration is open).
@@ -490,27 +466,24 @@ pub async fn register(
     };
     tracing::info!(user = %user.username, "account registered");
     metrics::counter!("countersign_registrations_total").increment(1);
-    if let Some(Principal {
-        method: Method::Session { key, .. },
-        ..
-    }) = &current
-        && let Err(e) = app.engine().end_session(key).await
-    {
-        return store_failure(&app, &e);
-    }
-    match app
-        .engine()
-        .start_session(&user, &user_agent, &address)
-        .await
-    {
-        Ok((cookie, _)) => with_header(
-            see_other("/"),
-            header::SET_COOKIE,
-            app.auth
-                .cookies
-                .session_cookie(&cookie, app.session_max_age()),
-        ),
-        Err(e) => store_failure(&app, &e),
+    signed_in(&app, current.as_ref(), &user, &user_agent, &address).await
+}
+
+/// A new session for `user` (the request's old one ends: fixation), then 303 to `/`.
+async fn signed_in(
+    app: &App,
+    current: Option<&Principal>,
+    user: &User,
+    user_agent: &str,
+    address: &str,
+) -> Response {
+    match countersign_axum::sign_in(&app.auth, current, user, user_agent, address).await {
+        Ok(cookies) => {
+            let mut response = see_other("/");
+            cookies.apply(&mut response);
+            response
+        }
+        Err(e) => store_failure(app, &e),
     }
 }
 
