@@ -721,9 +721,102 @@ pub mod dangerous {
     }
 }
 
+/// The time every fuzz target verifies at.
+const FUZZ_NOW: UnixTime = UnixTime(1_700_000_000);
+
 /// For fuzzing: verify with a fixed time and default validation. Not part of the API.
 #[doc(hidden)]
 pub fn fuzz_verify(ring: &KeyRing, token: &[u8]) -> Option<Verified> {
     let token = std::str::from_utf8(token).ok()?;
-    verify(ring, &Validation::default(), token, UnixTime(1_700_000_000)).ok()
+    verify(ring, &Validation::default(), token, FUZZ_NOW).ok()
+}
+
+/// For fuzzing: the fixed, test-only ring of the fuzz targets and their seeds — a current
+/// key and a fallback, so that both the `kid` path and the no-`kid` path are reachable.
+/// Fixed bytes, not generated ones, so that a crash found once replays anywhere. Not part
+/// of the API; these keys protect nothing.
+#[doc(hidden)]
+pub fn fuzz_ring() -> KeyRing {
+    let key = |bytes: &[u8]| {
+        crate::keys::SecretKey::from_bytes(bytes)
+            .unwrap_or_else(|_| unreachable!("the fuzz keys pass the strength rules (tested)"))
+    };
+    KeyRing::new(
+        key(b"fuzz-fixture-key-0:Qm7Tz2Lw9Xc4Rv8Ks1Hd6Jp3Nb5Fg0YeAu"),
+        vec![key(
+            b"fuzz-fixture-key-1:Wr4Yk8Pz1Gd5Lc9Tm2Xs7Hb3Nq6Vf0JaEo",
+        )],
+    )
+    .unwrap_or_else(|_| unreachable!("two distinct keys make a ring (tested)"))
+}
+
+/// For fuzzing past the MAC: a token is built around `data` and signed with the ring's
+/// keys, so the claims parsers see every payload the fuzzer makes. The first byte picks
+/// the header — the current key's own (the recognised fast path), the fallback's, PyJWT's
+/// (no `kid`), or the bytes of `data` up to the first newline — and the key; the rest is
+/// the payload.
+///
+/// # Panics
+/// When the one-pass reader of common payloads and the strict parser disagree on a
+/// payload the former accepts: that is the bug the target looks for.
+#[doc(hidden)]
+pub fn fuzz_verify_signed(ring: &KeyRing, data: &[u8]) -> Option<Verified> {
+    let (&selector, rest) = data.split_first()?;
+    let key = usize::from(selector >> 2) % ring.keys.len();
+    let (header_b64, payload) = match selector % 4 {
+        0 => (ring.keys[0].header_b64.clone(), rest),
+        1 => (ring.keys[key].header_b64.clone(), rest),
+        2 => (PYJWT_HEADER_B64.to_owned(), rest),
+        _ => {
+            let at = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+            (
+                b64::encode(&rest[..at]),
+                rest.get(at + 1..).unwrap_or_default(),
+            )
+        }
+    };
+    let signer = if selector % 4 == 0 { 0 } else { key };
+    let mut token = header_b64;
+    token.push('.');
+    b64::encode_into(payload, &mut token);
+    let mut mac = ring.keys[signer].hs256.clone();
+    mac.update(token.as_bytes());
+    token.push('.');
+    b64::encode_into(&mac.finalize().into_bytes(), &mut token);
+
+    let mut fast = Claims::new(UnixTime(0));
+    if fast::claims_into(payload, &mut fast).is_some() {
+        assert_eq!(
+            claims_strict(payload),
+            Ok(fast),
+            "the one-pass reader disagrees with the strict parser on {:?}",
+            String::from_utf8_lossy(payload)
+        );
+    }
+    verify(ring, &Validation::default(), &token, FUZZ_NOW).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuzz_helpers_reach_the_claims() {
+        let ring = fuzz_ring();
+        assert_eq!(ring.len(), 2);
+        let payload = br#"{"sub":"1","username":"u","role":"r","exp":1700000100}"#;
+        for selector in [0u8, 1, 2, 5, 6] {
+            let mut data = vec![selector];
+            data.extend_from_slice(payload);
+            let ok = fuzz_verify_signed(&ring, &data).expect("a signed, valid payload verifies");
+            assert_eq!(ok.claims.username.as_deref(), Some("u"));
+        }
+        let mut custom = vec![3u8];
+        custom.extend_from_slice(b"{\"alg\":\"HS256\"}\n");
+        custom.extend_from_slice(payload);
+        assert!(fuzz_verify_signed(&ring, &custom).is_some());
+        let token = encode(&ring, &Claims::new(UnixTime(1_700_000_100)));
+        assert!(fuzz_verify(&ring, token.as_bytes()).is_some());
+        assert!(fuzz_verify(&ring, b"a.b.c").is_none());
+    }
 }
