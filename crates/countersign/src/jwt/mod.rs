@@ -472,19 +472,17 @@ fn decode_object(segment: &[u8], part: Part) -> Result<Map<String, Value>, JwtEr
 
 /// Decode the payload and read its claims into `out`, which holds [`Claims::new`].
 fn decode_claims(segment: &[u8], out: &mut Claims) -> Result<(), JwtError> {
-    PAYLOAD_SCRATCH.with_borrow_mut(|buf| {
+    with_scratch(|buf| {
         let n = b64::decoded_len(segment.len()).unwrap_or(0);
         buf.clear();
         buf.resize(n, 0);
-        let result = match b64::decode_into(segment, buf) {
+        match b64::decode_into(segment, buf) {
             Ok(n) => match fast::claims_into(&buf[..n], out) {
                 Some(()) => Ok(()),
                 None => claims_strict(&buf[..n]).map(|claims| *out = claims),
             },
             Err(e) => Err(b64_error(Part::Payload, e)),
-        };
-        release_if_large(buf);
-        result
+        }
     })
 }
 
@@ -575,7 +573,7 @@ fn check_claims(claims: &Claims, v: &Validation, now: UnixTime) -> Result<(), Jw
 /// Sign `claims` with the ring's current key: header `{"alg":"HS256","typ":"JWT","kid":…}`.
 pub fn encode(ring: &KeyRing, claims: &Claims) -> String {
     let key = &ring.keys[0];
-    PAYLOAD_SCRATCH.with_borrow_mut(|json| {
+    with_scratch(|json| {
         json.clear();
         claims.write_json(json);
         let len = key.header_b64.len() + 1 + b64::encoded_len(json.len()) + 1 + 43;
@@ -588,7 +586,6 @@ pub fn encode(ring: &KeyRing, claims: &Claims) -> String {
         let tag = mac.finalize().into_bytes();
         token.push(b'.');
         b64::encode_into_vec(&tag, &mut token);
-        release_if_large(json);
         String::from_utf8(token).unwrap_or_else(|_| unreachable!("a compact JWS is ASCII"))
     })
 }
@@ -602,9 +599,24 @@ thread_local! {
 /// A scratch buffer that grew past this (a token with large claims) is released.
 const SCRATCH_KEEP: usize = 8 * 1024;
 
-fn release_if_large(buf: &mut Vec<u8>) {
-    if buf.capacity() > SCRATCH_KEEP {
-        *buf = Vec::new();
+/// Run `f` with this thread's scratch buffer, or with a fresh one when it is unavailable
+/// (in use further up the stack, or the thread is tearing down its thread-locals), so
+/// verifying never panics for want of it.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut f = Some(f);
+    let shared = PAYLOAD_SCRATCH.try_with(|cell| {
+        let mut buf = cell.try_borrow_mut().ok()?;
+        let f = f.take()?;
+        let out = f(&mut buf);
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = Vec::new();
+        }
+        Some(out)
+    });
+    match (shared, f) {
+        (Ok(Some(out)), _) => out,
+        (_, Some(f)) => f(&mut Vec::new()),
+        (_, None) => unreachable!("`f` is taken only on the path that returns its result"),
     }
 }
 
@@ -799,6 +811,23 @@ pub fn fuzz_verify_signed(ring: &KeyRing, data: &[u8]) -> Option<Verified> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_in_use_falls_back_to_a_fresh_buffer() {
+        let ring = fuzz_ring();
+        let token = encode(&ring, &Claims::new(UnixTime(1_700_000_100)));
+        let nested = with_scratch(|outer| {
+            outer.clear();
+            outer.extend_from_slice(b"kept");
+            let ok = fuzz_verify(&ring, token.as_bytes()).is_some();
+            (
+                ok,
+                encode(&ring, &Claims::new(UnixTime(1_700_000_100))),
+                outer.clone(),
+            )
+        });
+        assert_eq!(nested, (true, token, b"kept".to_vec()));
+    }
 
     #[test]
     fn fuzz_helpers_reach_the_claims() {
