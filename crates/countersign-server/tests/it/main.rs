@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod browser;
 mod cli;
 mod e2e;
 mod http;
