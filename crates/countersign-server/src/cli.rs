@@ -10,6 +10,7 @@
 //! environment, then the file, then defaults).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use countersign::jwt::{MAX_NUMERIC_DATE, REGISTERED};
@@ -94,6 +95,24 @@ pub struct StorageArgs {
     /// [default: SQLite in the data directory]
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Where sessions, refresh tokens, the denylist and login counters live: `database`,
+    /// or `redis://[user:password@]host:6379/0` [env: COUNTERSIGN_SESSION_STORE]
+    /// [default: the database]
+    #[arg(long, value_name = "URL")]
+    pub session_store: Option<String>,
+    /// Largest number of database connections (PostgreSQL: the pool size; SQLite: readers)
+    /// [env: COUNTERSIGN_DB_MAX_CONNECTIONS] [default: PostgreSQL 10; SQLite 4 per core,
+    /// 4 to 16]
+    #[arg(long, value_name = "N")]
+    pub db_max_connections: Option<u32>,
+    /// Prefix of every Redis key, so deployments can share one Redis
+    /// [env: COUNTERSIGN_REDIS_PREFIX] [default: countersign:]
+    #[arg(long, value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// How long one Redis connection attempt, and one command, may take before the request
+    /// is answered 503 (`250ms`, `1s`) [env: COUNTERSIGN_REDIS_TIMEOUT] [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub redis_timeout: Option<Duration>,
     /// Settings file [env: COUNTERSIGN_CONFIG] [default: ./countersign.toml, if present]
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -112,10 +131,6 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:8080]
     #[arg(long, value_name = "HOST:PORT")]
     pub addr: Option<String>,
-    /// Where sessions, refresh tokens and counters live [env: COUNTERSIGN_SESSION_STORE]
-    /// [default: the database]
-    #[arg(long, value_name = "URL")]
-    pub session_store: Option<String>,
     /// Refuse to start without an explicit strong key, refuse insecure cookies
     /// [env: COUNTERSIGN_ENV=production]
     #[arg(long)]
@@ -448,6 +463,38 @@ pub fn parse_claim(s: &str) -> Result<ExtraClaim, String> {
     })
 }
 
+/// The longest `--redis-timeout`.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A short timeout: whole milliseconds (`250ms`) or seconds (`2s`, `2`), more than zero
+/// and at most [`MAX_TIMEOUT`].
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid timeout {s:?}: expected e.g. 250ms, 1s or 2");
+    let (digits, per_unit_ms) = if let Some(d) = s.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = s.strip_suffix('s') {
+        (d, 1000)
+    } else {
+        (s, 1000)
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let ms = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per_unit_ms))
+        .ok_or_else(bad)?;
+    let d = Duration::from_millis(ms);
+    if d.is_zero() {
+        return Err("a timeout must be more than zero".to_owned());
+    }
+    if d > MAX_TIMEOUT {
+        return Err(format!("at most {}s", MAX_TIMEOUT.as_secs()));
+    }
+    Ok(d)
+}
+
 fn parse_token_source(s: &str) -> Result<TokenSource, String> {
     Ok(match s {
         "-" => TokenSource::Stdin,
@@ -494,6 +541,26 @@ mod tests {
             parse_seconds(&MAX_NUMERIC_DATE.to_string()),
             Ok(Seconds(MAX_NUMERIC_DATE))
         );
+    }
+
+    #[test]
+    fn timeouts() {
+        for (text, ms) in [("250ms", 250), ("1s", 1000), ("2", 2000), ("60s", 60_000)] {
+            assert_eq!(parse_timeout(text), Ok(Duration::from_millis(ms)), "{text}");
+        }
+        for text in [
+            "",
+            "0",
+            "0ms",
+            "ms",
+            "1.5s",
+            "61s",
+            "1m",
+            "-1",
+            "99999999999999999999",
+        ] {
+            assert!(parse_timeout(text).is_err(), "{text} was accepted");
+        }
     }
 
     #[test]

@@ -32,7 +32,9 @@ use countersign::refresh::RefreshPolicy;
 use countersign::session::SessionPolicy;
 use serde::Deserialize;
 
-use crate::cli::{LogFormat, Registration, Seconds, ServeArgs, StorageArgs, parse_seconds};
+use crate::cli::{
+    LogFormat, Registration, Seconds, ServeArgs, StorageArgs, parse_seconds, parse_timeout,
+};
 use crate::config::Env;
 
 /// The settings file looked for in the working directory.
@@ -119,6 +121,14 @@ enum FileDuration {
     Text(String),
 }
 
+/// A timeout in the file: seconds, or text such as `250ms`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum FileTimeout {
+    Secs(u64),
+    Text(String),
+}
+
 /// The settings file, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +146,9 @@ struct FileValues {
     session_idle: Option<FileDuration>,
     session_absolute: Option<FileDuration>,
     cache_ttl: Option<FileDuration>,
+    db_max_connections: Option<u32>,
+    redis_prefix: Option<String>,
+    redis_timeout: Option<FileTimeout>,
     hash_workers: Option<usize>,
     hash_queue: Option<usize>,
     allowed_origins: Option<Vec<String>>,
@@ -306,6 +319,24 @@ fn file_duration(d: &FileDuration) -> Result<Seconds, String> {
     }
 }
 
+fn file_timeout(t: &FileTimeout) -> Result<Duration, String> {
+    match t {
+        FileTimeout::Secs(n) => parse_timeout(&n.to_string()),
+        FileTimeout::Text(t) => parse_timeout(t),
+    }
+}
+
+/// The largest `--db-max-connections`.
+pub const MAX_DB_CONNECTIONS: u32 = 1000;
+
+fn db_connections(n: u32) -> Result<u32, String> {
+    if (1..=MAX_DB_CONNECTIONS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("expected 1 to {MAX_DB_CONNECTIONS}, got {n}"))
+    }
+}
+
 fn positive(d: Seconds) -> Result<Seconds, String> {
     if d.0 > 0 {
         Ok(d)
@@ -343,6 +374,10 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// The database; `None` is SQLite in the data directory.
     pub database_url: Option<DatabaseUrl>,
+    /// The database pool's size; `None` is the store's default (`countersign_sql::PoolOptions`).
+    pub db_max_connections: Option<u32>,
+    /// Where sessions, refresh families, the denylist and counters live.
+    pub session_store: SessionStoreConfig,
 }
 
 impl Default for StorageConfig {
@@ -350,12 +385,15 @@ impl Default for StorageConfig {
         Self {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
+            db_max_connections: None,
+            session_store: SessionStoreConfig::Database,
         }
     }
 }
 
 impl StorageConfig {
-    /// Resolve `--data-dir` and `--database-url` through the layers.
+    /// Resolve `--data-dir`, `--database-url`, `--session-store` and the pool settings
+    /// through the layers.
     ///
     /// # Errors
     /// A settings file that cannot be read or parsed, or a bad value.
@@ -384,12 +422,83 @@ impl StorageConfig {
             )?
             .filter(|s| !s.is_empty())
             .map(DatabaseUrl);
+        let v = &l.file.values;
+        let db_max_connections = match args.db_max_connections {
+            Some(n) => Some(db_connections(n).map_err(|message| SettingsError::Invalid {
+                origin: Origin::Flag("db-max-connections"),
+                message,
+            })?),
+            None => l.pick(
+                (None, "db-max-connections"),
+                "COUNTERSIGN_DB_MAX_CONNECTIONS",
+                |s| {
+                    s.parse::<u32>()
+                        .map_err(|_| format!("expected a whole number, got {s:?}"))
+                        .and_then(db_connections)
+                },
+                (v.db_max_connections.as_ref(), "db_max_connections"),
+                |n| db_connections(*n),
+            )?,
+        };
+        let session_store = match l.pick(
+            (args.session_store.clone(), "session-store"),
+            "COUNTERSIGN_SESSION_STORE",
+            |s| Ok(s.to_owned()),
+            (v.session_store.as_ref(), "session_store"),
+            |s| Ok(s.clone()),
+        )? {
+            None => SessionStoreConfig::Database,
+            Some(url) => {
+                let origin = l.origin_of(
+                    args.session_store.is_some(),
+                    "session-store",
+                    "COUNTERSIGN_SESSION_STORE",
+                    "session_store",
+                );
+                match session_store_kind(&url, origin)? {
+                    StoreKind::Database => SessionStoreConfig::Database,
+                    StoreKind::Redis => {
+                        let key_prefix = l
+                            .pick(
+                                (args.redis_prefix.clone(), "redis-prefix"),
+                                "COUNTERSIGN_REDIS_PREFIX",
+                                |s| Ok(s.to_owned()),
+                                (v.redis_prefix.as_ref(), "redis_prefix"),
+                                |s| Ok(s.clone()),
+                            )?
+                            .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned());
+                        let timeout = l
+                            .pick(
+                                (args.redis_timeout, "redis-timeout"),
+                                "COUNTERSIGN_REDIS_TIMEOUT",
+                                parse_timeout,
+                                (v.redis_timeout.as_ref(), "redis_timeout"),
+                                file_timeout,
+                            )?
+                            .unwrap_or(DEFAULT_REDIS_TIMEOUT);
+                        SessionStoreConfig::Redis(RedisConfig {
+                            url: DatabaseUrl(url),
+                            key_prefix,
+                            timeout,
+                        })
+                    }
+                }
+            }
+        };
         Ok(Self {
             data_dir,
             database_url,
+            db_max_connections,
+            session_store,
         })
     }
 }
+
+/// The default prefix of Redis keys.
+pub const DEFAULT_REDIS_PREFIX: &str = "countersign:";
+
+/// The default bound on one Redis connection attempt and on one command.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where sessions, refresh families, the denylist and counters live.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -398,6 +507,19 @@ pub enum SessionStoreConfig {
     /// In the database (the default).
     #[default]
     Database,
+    /// In Redis (users stay in the database).
+    Redis(RedisConfig),
+}
+
+/// A Redis session store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://…` (may hold a password: `Debug` hides it).
+    pub url: DatabaseUrl,
+    /// Prefix of every key (`--redis-prefix`).
+    pub key_prefix: String,
+    /// Bound on one connection attempt and on one command (`--redis-timeout`).
+    pub timeout: Duration,
 }
 
 /// Everything `serve` runs with, checked.
@@ -405,10 +527,8 @@ pub enum SessionStoreConfig {
 pub struct ServeConfig {
     /// Where to listen.
     pub addr: SocketAddr,
-    /// Where accounts (and, by default, sessions) are stored.
+    /// Where accounts and sessions are stored.
     pub storage: StorageConfig,
-    /// Where sessions are stored.
-    pub session_store: SessionStoreConfig,
     /// Production mode: an explicit strong key is required, insecure cookies refused.
     pub production: bool,
     /// Cookies without `Secure` and the `__Host-` prefix (plain-HTTP development).
@@ -448,7 +568,6 @@ impl Default for ServeConfig {
             // The constant is a valid address literal.
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             storage: StorageConfig::default(),
-            session_store: SessionStoreConfig::Database,
             production: false,
             insecure_cookies: false,
             registration: Registration::Closed,
@@ -477,7 +596,7 @@ impl ServeConfig {
     ///
     /// # Errors
     /// A settings file that cannot be read or parsed, a bad value, or a setting not
-    /// supported yet (a Redis session store).
+    /// supported yet (TLS to Redis).
     pub fn resolve(args: &ServeArgs, env: &dyn Env) -> Result<Self, SettingsError> {
         let file = SettingsFile::load(args.storage.config.as_deref(), env)?;
         Self::resolve_with_file(args, env, &file)
@@ -520,25 +639,6 @@ impl ServeConfig {
             .unwrap_or(d.addr);
 
         let storage = StorageConfig::from_layers(&args.storage, &l)?;
-
-        let session_store = match l.pick(
-            (args.session_store.clone(), "session-store"),
-            "COUNTERSIGN_SESSION_STORE",
-            |s| Ok(s.to_owned()),
-            (v.session_store.as_ref(), "session_store"),
-            |s| Ok(s.clone()),
-        )? {
-            None => SessionStoreConfig::Database,
-            Some(url) => {
-                let origin = l.origin_of(
-                    args.session_store.is_some(),
-                    "session-store",
-                    "COUNTERSIGN_SESSION_STORE",
-                    "session_store",
-                );
-                session_store(&url, origin)?
-            }
-        };
 
         let production_env = l
             .env_text("COUNTERSIGN_ENV")?
@@ -737,7 +837,6 @@ impl ServeConfig {
         Ok(Self {
             addr,
             storage,
-            session_store,
             production,
             insecure_cookies,
             registration,
@@ -774,17 +873,26 @@ impl ServeConfig {
     }
 }
 
-/// `--session-store`: only the database for now.
-fn session_store(url: &str, origin: Origin) -> Result<SessionStoreConfig, SettingsError> {
+/// What `--session-store` names.
+enum StoreKind {
+    Database,
+    Redis,
+}
+
+/// `--session-store`: `database`, or a Redis URL (`redis://`, `unix://`,
+/// `redis+unix://`). `rediss://` is refused here: TLS to Redis is not compiled in. The
+/// messages never quote the URL (it may hold a password).
+fn session_store_kind(url: &str, origin: Origin) -> Result<StoreKind, SettingsError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
-        Some("redis" | "rediss") => Err(SettingsError::Unsupported {
+        Some("redis" | "unix" | "redis+unix") => Ok(StoreKind::Redis),
+        Some("rediss") => Err(SettingsError::Unsupported {
             origin,
-            message: "a Redis session store is not supported yet (it arrives in a later \
-                      release); leave --session-store unset to keep sessions in the database"
+            message: "TLS to Redis (rediss://) is not supported yet; use redis:// on a \
+                      private network, or a local TLS proxy"
                 .to_owned(),
         }),
-        _ if url.eq_ignore_ascii_case("database") => Ok(SessionStoreConfig::Database),
+        _ if url.eq_ignore_ascii_case("database") => Ok(StoreKind::Database),
         _ => Err(SettingsError::Invalid {
             origin,
             message: "expected `database` (the default) or a redis:// URL".to_owned(),
@@ -932,14 +1040,91 @@ mod tests {
     }
 
     #[test]
-    fn redis_session_store_is_not_supported_yet() {
-        let e = resolve(&["--session-store", "redis://127.0.0.1:6379"], &[], "").unwrap_err();
+    fn redis_session_store() {
+        let c = resolve(
+            &["--session-store", "redis://:hunter2@127.0.0.1:6379/0"],
+            &[],
+            "",
+        )
+        .unwrap();
+        let SessionStoreConfig::Redis(r) = &c.storage.session_store else {
+            panic!("{c:?}")
+        };
+        assert_eq!(r.url.expose(), "redis://:hunter2@127.0.0.1:6379/0");
+        assert_eq!(r.key_prefix, DEFAULT_REDIS_PREFIX);
+        assert_eq!(r.timeout, DEFAULT_REDIS_TIMEOUT);
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
+
+        // Prefix and timeout through the layers.
+        let c = resolve(
+            &["--redis-timeout", "250ms"],
+            &[
+                ("COUNTERSIGN_SESSION_STORE", "redis://cache:6379"),
+                ("COUNTERSIGN_REDIS_PREFIX", "env:"),
+            ],
+            "redis_prefix = \"file:\"\nredis_timeout = 3",
+        )
+        .unwrap();
+        let SessionStoreConfig::Redis(r) = &c.storage.session_store else {
+            panic!("{c:?}")
+        };
+        assert_eq!(r.key_prefix, "env:");
+        assert_eq!(r.timeout, Duration::from_millis(250));
+        let c = resolve(
+            &[],
+            &[],
+            "session_store = \"redis://cache\"\nredis_timeout = \"2s\"",
+        )
+        .unwrap();
+        let SessionStoreConfig::Redis(r) = &c.storage.session_store else {
+            panic!("{c:?}")
+        };
+        assert_eq!(r.timeout, Duration::from_secs(2));
+
+        let e = resolve(&["--session-store", "rediss://:hunter2@x"], &[], "").unwrap_err();
         assert!(matches!(e, SettingsError::Unsupported { .. }), "{e}");
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
         let e = resolve(&["--session-store", "memcached://x"], &[], "").unwrap_err();
         assert!(matches!(e, SettingsError::Invalid { .. }), "{e}");
+        let e = resolve(
+            &[],
+            &[("COUNTERSIGN_REDIS_TIMEOUT", "0")],
+            "session_store = \"redis://x\"",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("COUNTERSIGN_REDIS_TIMEOUT: "),
+            "{e}"
+        );
         let c = resolve(&["--session-store", "database"], &[], "").unwrap();
-        assert_eq!(c.session_store, SessionStoreConfig::Database);
+        assert_eq!(c.storage.session_store, SessionStoreConfig::Database);
+    }
+
+    #[test]
+    fn db_max_connections() {
+        assert_eq!(
+            resolve(&[], &[], "").unwrap().storage.db_max_connections,
+            None
+        );
+        let c = resolve(
+            &["--db-max-connections", "7"],
+            &[("COUNTERSIGN_DB_MAX_CONNECTIONS", "8")],
+            "db_max_connections = 9",
+        )
+        .unwrap();
+        assert_eq!(c.storage.db_max_connections, Some(7));
+        let c = resolve(&[], &[("COUNTERSIGN_DB_MAX_CONNECTIONS", "8")], "").unwrap();
+        assert_eq!(c.storage.db_max_connections, Some(8));
+        let c = resolve(&[], &[], "db_max_connections = 9").unwrap();
+        assert_eq!(c.storage.db_max_connections, Some(9));
+        let e = resolve(&["--db-max-connections", "0"], &[], "").unwrap_err();
+        assert!(e.to_string().starts_with("--db-max-connections: "), "{e}");
+        let e = resolve(&[], &[("COUNTERSIGN_DB_MAX_CONNECTIONS", "x")], "").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("COUNTERSIGN_DB_MAX_CONNECTIONS: "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -87,7 +87,11 @@ pub async fn run(
     let interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
 
     let stores = Stores::open(&config.storage).await?;
-    tracing::info!(database = %stores.describe(), "database ready");
+    tracing::info!(
+        database = %stores.describe(),
+        session_store = %stores.describe_sessions(),
+        "database ready"
+    );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let app = App::new(
         &config,
@@ -115,7 +119,7 @@ pub async fn run(
             }
         );
     }
-    let sweeper = stores.spawn_sweeper(clock);
+    let sweepers = stores.spawn_sweepers(clock);
 
     let listener = TcpListener::bind(config.addr)
         .await
@@ -133,7 +137,9 @@ pub async fn run(
         served = server.into_future() => served.context("the server failed"),
         never = reload_on_hangup(&mut hangup, &engine, env, &config) => match never {},
     };
-    sweeper.abort();
+    for sweeper in sweepers {
+        sweeper.abort();
+    }
     stores.close().await;
     tracing::info!("stopped");
     result

@@ -70,6 +70,7 @@ async fn engine(dir: &Path) -> (Auth, Stores) {
     let stores = Stores::open(&StorageConfig {
         data_dir: dir.to_owned(),
         database_url: None,
+        ..StorageConfig::default()
     })
     .await
     .unwrap();

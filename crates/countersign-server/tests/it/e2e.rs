@@ -410,7 +410,7 @@ fn refusals_at_start_exit_2() {
         ),
         (&[], &[("SECRET_KEY", "short")], "countersign keygen"),
         (
-            &["--session-store", "redis://127.0.0.1:6379"],
+            &["--session-store", "rediss://127.0.0.1:6379"],
             &[],
             "not supported yet",
         ),

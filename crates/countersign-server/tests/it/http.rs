@@ -1495,6 +1495,7 @@ async fn readyz_is_503_when_the_store_is_down() {
     let stores = Stores::open(&StorageConfig {
         data_dir: dir.path().to_owned(),
         database_url: None,
+        ..StorageConfig::default()
     })
     .await
     .unwrap();
@@ -1598,6 +1599,7 @@ async fn the_whole_flow_on_sqlite() {
     let stores = Stores::open(&StorageConfig {
         data_dir: dir.path().to_owned(),
         database_url: None,
+        ..StorageConfig::default()
     })
     .await
     .unwrap();
