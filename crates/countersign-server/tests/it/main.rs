@@ -7,3 +7,4 @@ mod browser;
 mod cli;
 mod e2e;
 mod http;
+mod scale;
