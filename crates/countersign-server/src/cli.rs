@@ -26,7 +26,8 @@ use serde_json::Value;
     about = "countersign: an authentication server and its admin tools",
     after_help = "Keys come from the environment, never from arguments: SECRET_KEY (or \
                   SECRET_KEY_FILE, a path) and SECRET_KEY_FALLBACKS (comma-separated older \
-                  keys, verify only).\nExit status: 0 success, 1 a negative answer (e.g. an \
+                  keys, verify only; or SECRET_KEY_FALLBACKS_FILE, a path). The files are \
+                  read again on SIGHUP.\nExit status: 0 success, 1 a negative answer (e.g. an \
                   invalid token), 2 a usage or configuration error."
 )]
 pub struct Cli {

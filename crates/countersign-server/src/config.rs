@@ -5,7 +5,11 @@
 //! usage error, and `--secret-key-file` overrides both. `SECRET_KEY_FALLBACKS` is a
 //! comma-separated list of older keys that only verify; surrounding whitespace is trimmed
 //! and empty entries are ignored. A value that is not UTF-8 is used as its raw bytes, as
-//! the contents of a key file are.
+//! the contents of a key file are. `SECRET_KEY_FALLBACKS_FILE` names a file holding the
+//! same list (commas or newlines separate the keys); setting both is a usage error.
+//!
+//! The files are read again on every reload (SIGHUP), the variables only at start: a
+//! rotation without restarts goes through the two files (docs/operations.md).
 //!
 //! Key material is read into [`Zeroizing`] buffers and leaves them only as a
 //! [`SecretKey`]. Nothing here formats key bytes: errors and `Debug` name the key by its
@@ -28,6 +32,9 @@ pub const SECRET_KEY: &str = "SECRET_KEY";
 pub const SECRET_KEY_FILE: &str = "SECRET_KEY_FILE";
 /// The variable holding older keys, comma-separated, accepted for verification only.
 pub const SECRET_KEY_FALLBACKS: &str = "SECRET_KEY_FALLBACKS";
+/// The variable naming a file that holds the older keys (commas or newlines between
+/// them), read again on every reload.
+pub const SECRET_KEY_FALLBACKS_FILE: &str = "SECRET_KEY_FALLBACKS_FILE";
 
 /// Where environment variables are read from.
 ///
@@ -107,6 +114,8 @@ pub enum KeyOrigin {
     Flag(PathBuf),
     /// An entry of `SECRET_KEY_FALLBACKS`.
     Fallbacks,
+    /// An entry of the file named by `SECRET_KEY_FALLBACKS_FILE`.
+    FallbacksFile(PathBuf),
 }
 
 impl fmt::Display for KeyOrigin {
@@ -117,6 +126,9 @@ impl fmt::Display for KeyOrigin {
             Self::SecretKeyFile(path) => write!(f, "{SECRET_KEY_FILE}={}", path.display()),
             Self::Flag(path) => write!(f, "--secret-key-file {}", path.display()),
             Self::Fallbacks => f.write_str(SECRET_KEY_FALLBACKS),
+            Self::FallbacksFile(path) => {
+                write!(f, "{SECRET_KEY_FALLBACKS_FILE}={}", path.display())
+            }
         }
     }
 }
@@ -175,6 +187,11 @@ pub enum ConfigError {
         "both {SECRET_KEY} and {SECRET_KEY_FILE} are set: set only one of them (or pass --secret-key-file)"
     )]
     BothKeySources,
+    /// Both `SECRET_KEY_FALLBACKS` and `SECRET_KEY_FALLBACKS_FILE` are set.
+    #[error(
+        "both {SECRET_KEY_FALLBACKS} and {SECRET_KEY_FALLBACKS_FILE} are set: set only one of them"
+    )]
+    BothFallbackSources,
     /// One key was refused.
     #[error("{role} key ({origin}): {source}{hint}", hint = file_hint(source))]
     Key {
@@ -216,7 +233,8 @@ impl KeyConfig {
     ///
     /// # Errors
     /// [`ConfigError::BothKeySources`] when both `SECRET_KEY` and `SECRET_KEY_FILE` are set
-    /// (non-empty) and no flag decides.
+    /// (non-empty) and no flag decides; [`ConfigError::BothFallbackSources`] when both
+    /// `SECRET_KEY_FALLBACKS` and `SECRET_KEY_FALLBACKS_FILE` are.
     pub fn load(env: &dyn Env, secret_key_file: Option<&Path>) -> Result<Self, ConfigError> {
         let current = if let Some(path) = secret_key_file {
             file_key(KeyOrigin::Flag(path.to_owned()), path)
@@ -241,20 +259,30 @@ impl KeyConfig {
                 },
             }
         };
-        let fallbacks = read_secret(env, SECRET_KEY_FALLBACKS)
-            .map(|list| {
-                list.split(|b| *b == b',')
-                    .map(<[u8]>::trim_ascii)
-                    .filter(|entry| !entry.is_empty())
-                    .enumerate()
-                    .map(|(i, entry)| ConfiguredKey {
-                        role: KeyRole::Fallback(i + 1),
-                        origin: KeyOrigin::Fallbacks,
-                        material: Ok(Zeroizing::new(entry.to_vec())),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let list = read_secret(env, SECRET_KEY_FALLBACKS);
+        let file = env
+            .var_os(SECRET_KEY_FALLBACKS_FILE)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let fallbacks = match (list, file) {
+            (Some(_), Some(_)) => return Err(ConfigError::BothFallbackSources),
+            (Some(list), None) => split_fallbacks(&list, b",", &KeyOrigin::Fallbacks),
+            (None, Some(path)) => match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let bytes = Zeroizing::new(bytes);
+                    split_fallbacks(&bytes, b",\n", &KeyOrigin::FallbacksFile(path))
+                }
+                Err(source) => vec![ConfiguredKey {
+                    role: KeyRole::Fallback(1),
+                    material: Err(KeyError::File {
+                        path: path.display().to_string(),
+                        source: Arc::new(source),
+                    }),
+                    origin: KeyOrigin::FallbacksFile(path),
+                }],
+            },
+            (None, None) => Vec::new(),
+        };
         Ok(Self { current, fallbacks })
     }
 
@@ -284,6 +312,21 @@ impl KeyConfig {
             .collect::<Result<Vec<_>, _>>()?;
         KeyRing::new(current, fallbacks).map_err(ConfigError::Ring)
     }
+}
+
+/// The fallbacks in `list`, split at any of `separators`, each trimmed of ASCII whitespace,
+/// empty entries skipped.
+fn split_fallbacks(list: &[u8], separators: &[u8], origin: &KeyOrigin) -> Vec<ConfiguredKey> {
+    list.split(|b| separators.contains(b))
+        .map(<[u8]>::trim_ascii)
+        .filter(|entry| !entry.is_empty())
+        .enumerate()
+        .map(|(i, entry)| ConfiguredKey {
+            role: KeyRole::Fallback(i + 1),
+            origin: origin.clone(),
+            material: Ok(Zeroizing::new(entry.to_vec())),
+        })
+        .collect()
 }
 
 /// The current key read from `path`, as `SecretKey::from_file` reads it: the contents less
@@ -427,6 +470,51 @@ mod tests {
         assert!(matches!(
             config.ring(),
             Err(ConfigError::Ring(KeyError::Duplicate { .. }))
+        ));
+    }
+
+    #[test]
+    fn fallbacks_from_a_file() {
+        let (a, b, c) = (key(), key(), key());
+        let path = tmp_file("fallbacks", &format!("{}\n\n {} ,{}\r\n", *b, *c, *a));
+        let vars = env(&[
+            (SECRET_KEY, &key()),
+            (SECRET_KEY_FALLBACKS_FILE, path.to_str().unwrap()),
+        ]);
+        let config = KeyConfig::load(&vars, None).unwrap();
+        assert_eq!(config.fallbacks.len(), 3);
+        assert!(config.fallbacks.iter().all(|k| k.len() == Some(43)));
+        assert_eq!(
+            config.fallbacks[0].origin,
+            KeyOrigin::FallbacksFile(path.clone())
+        );
+        assert_eq!(config.ring().unwrap().len(), 4);
+        // An empty file: no fallbacks.
+        std::fs::write(&path, "\n").unwrap();
+        assert!(KeyConfig::load(&vars, None).unwrap().fallbacks.is_empty());
+        // A missing file: refused, naming the variable and the file.
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        let err = KeyConfig::load(&vars, None).unwrap().ring().unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ConfigError::Key {
+                    role: KeyRole::Fallback(1),
+                    source: KeyError::File { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains(SECRET_KEY_FALLBACKS_FILE), "{err}");
+        // Not both.
+        let vars = env(&[
+            (SECRET_KEY_FALLBACKS, &b),
+            (SECRET_KEY_FALLBACKS_FILE, "/nonexistent"),
+        ]);
+        assert!(matches!(
+            KeyConfig::load(&vars, None),
+            Err(ConfigError::BothFallbackSources)
         ));
     }
 

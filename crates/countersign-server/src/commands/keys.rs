@@ -81,8 +81,8 @@ pub fn check(args: &KeysCheckArgs, ctx: &mut Context<'_>) -> anyhow::Result<Exit
     }
     if fallback_refused {
         message.push_str(
-            "\nfix: remove each refused fallback from SECRET_KEY_FALLBACKS (tokens signed with \
-             a weak key cannot be trusted); new keys come from `countersign keygen`",
+            "\nfix: remove each refused fallback from SECRET_KEY_FALLBACKS or its file (tokens \
+             signed with a weak key cannot be trusted); new keys come from `countersign keygen`",
         );
     }
     Err(anyhow::Error::msg(message))

@@ -6,7 +6,9 @@
 //!   503 with `Retry-After`, never 200 or 500 for sessions, automatic recovery; and
 //!   unreachable stores at start, their passwords never shown;
 //! - [`durability`]: `kill -9` during a login load on SQLite and on PostgreSQL loses no
-//!   answered session and no user row.
+//!   answered session and no user row;
+//! - [`rotation`]: a key rotation across two instances by SIGHUP (key and fallbacks
+//!   files), fallbacks first, refuses nobody.
 //!
 //! PostgreSQL is `COUNTERSIGN_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`;
 //! each test creates its own database and drops it), Redis `COUNTERSIGN_TEST_REDIS`
@@ -17,4 +19,5 @@
 mod cluster;
 mod durability;
 mod outage;
+mod rotation;
 mod support;

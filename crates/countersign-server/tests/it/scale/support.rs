@@ -477,14 +477,19 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    /// SIGTERM, then wait for the exit: (status, log).
-    pub fn stop(mut self) -> (ExitStatus, String) {
+    /// Send a signal (`HUP`, `TERM`, …).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// SIGTERM, then wait for the exit: (status, log).
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        self.signal("TERM");
         let status = self.child.wait().unwrap();
         // The reader thread ends with the pipe; give it the bounded time to drain.
         let deadline = Instant::now() + PATIENCE;
