@@ -253,6 +253,18 @@ impl From<StoreError> for AccountError {
     }
 }
 
+/// A throttle counter's key: the kind and a hash of the value, so a submitted username of
+/// any length or content makes a short, fixed-shape key in every store.
+fn throttle_key(kind: &str, value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(value.as_bytes());
+    let mut key = String::with_capacity(kind.len() + 23);
+    key.push_str(kind);
+    key.push(':');
+    b64::encode_into(&digest[..16], &mut key);
+    key
+}
+
 /// A small TTL cache in front of the store (see the module docs).
 struct TtlCache<K, V> {
     ttl: Duration,
@@ -395,8 +407,8 @@ impl Auth {
     ) -> Result<User, LoginError> {
         let now = self.now();
         let policy = self.config.throttle;
-        let account_key = format!("acct:{username}");
-        let address_key = format!("addr:{address}");
+        let account_key = throttle_key("acct", username);
+        let address_key = throttle_key("addr", address);
         let (acct, acct_end) = self.store.peek(&account_key, now).await?;
         let (addr, addr_end) = self.store.peek(&address_key, now).await?;
         if acct >= policy.per_account || addr >= policy.per_address {
