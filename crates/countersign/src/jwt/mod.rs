@@ -734,9 +734,11 @@ pub mod dangerous {
 }
 
 /// The time every fuzz target verifies at.
+#[cfg(any(test, feature = "fuzzing"))]
 const FUZZ_NOW: UnixTime = UnixTime(1_700_000_000);
 
 /// For fuzzing: verify with a fixed time and default validation. Not part of the API.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub fn fuzz_verify(ring: &KeyRing, token: &[u8]) -> Option<Verified> {
     let token = std::str::from_utf8(token).ok()?;
@@ -747,6 +749,7 @@ pub fn fuzz_verify(ring: &KeyRing, token: &[u8]) -> Option<Verified> {
 /// key and a fallback, so that both the `kid` path and the no-`kid` path are reachable.
 /// Fixed bytes, not generated ones, so that a crash found once replays anywhere. Not part
 /// of the API; these keys protect nothing.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub fn fuzz_ring() -> KeyRing {
     let key = |bytes: &[u8]| {
@@ -771,6 +774,7 @@ pub fn fuzz_ring() -> KeyRing {
 /// # Panics
 /// When the one-pass reader of common payloads and the strict parser disagree on a
 /// payload the former accepts: that is the bug the target looks for.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub fn fuzz_verify_signed(ring: &KeyRing, data: &[u8]) -> Option<Verified> {
     let (&selector, rest) = data.split_first()?;
