@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# HTTP load benchmark, loopback only, bounded in time. Measures in ONE run on this machine:
+#   plain    GET /healthz on countersign (no auth: the HTTP ceiling)
+#   bearer   GET /protected with a bearer token
+#   session  GET /protected with a session cookie (SQLite session store)
+#   flask    GET /protected on the seeds' Flask app (PyJWT, gunicorn, 2 workers)
+#   flood    bearer /protected while 32 clients log in with passwords (argon2id)
+#   redis    session /protected, sessions in Redis (users in PostgreSQL), with the default 1 s
+#            hot-path cache and with --cache-ttl 0 (every request reads Redis)
+#   pg       session /protected, users and sessions in PostgreSQL, cache on and off
+#   2x       two instances sharing PostgreSQL and Redis, one wrk per instance at once (half
+#            the connections each), summed, against one instance with all of them
+# and prints each as requests/s and as a ratio. Usage: bash bench/http.sh [seconds] [connections]
+# Needs wrk (installed from Debian's packages if missing) and the Python venv (scripts/pyenv.sh).
+# The scale-out rows need PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432/test;
+# a database is created for the run and dropped after) and Redis (BENCH_REDIS, default
+# redis://127.0.0.1:6379/0; a key prefix for the run, deleted after); without them they are
+# skipped with the reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DUR="${1:-${BENCH_SECONDS:-10}}"
+CONNS="${2:-${BENCH_CONNECTIONS:-32}}"
+[ "$DUR" -le 60 ] || { echo "at most 60 s per run" >&2; exit 2; }
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+PY="$(bash scripts/pyenv.sh)"
+PYBIN="$(dirname "$PY")"
+cargo build --release -q -p countersign-server
+BIN=target/release/countersign
+
+WORK="$(mktemp -d)"
+PIDS=()
+PG_ADMIN="${BENCH_PG:-postgres://postgres@127.0.0.1:5432/test}"
+REDIS_URL="${BENCH_REDIS:-redis://127.0.0.1:6379/0}"
+RUN_ID="$(date +%s)_$$"
+PG_DB="cs_bench_$RUN_ID"
+REDIS_PREFIX="countersign-bench:$RUN_ID:"
+PG_CREATED=""
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "$PG_CREATED" ]; then
+    psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  if command -v redis-cli >/dev/null; then
+    redis-cli -u "$REDIS_URL" --scan --pattern "${REDIS_PREFIX}*" 2>/dev/null \
+      | xargs -r -n 500 redis-cli -u "$REDIS_URL" UNLINK >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+SECRET_KEY="$("$BIN" keygen)"
+export SECRET_KEY
+
+# countersign on a free port; the log line says which.
+"$BIN" serve --addr 127.0.0.1:0 --data-dir "$WORK/data" --insecure-cookies --log-format pretty \
+  >"$WORK/server.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+  ADDR="$(grep -oE 'listening on http://[0-9.:]+' "$WORK/server.log" | head -1 | sed 's#listening on http://##')" || true
+  [ -n "${ADDR:-}" ] && break
+  sleep 0.1
+done
+[ -n "${ADDR:-}" ] || { cat "$WORK/server.log"; echo "server did not start" >&2; exit 1; }
+BASE="http://$ADDR"
+
+PASSWORD="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s' "$PASSWORD" | "$BIN" user add bench --role user --password-stdin --data-dir "$WORK/data" >/dev/null
+
+TOKEN="$(curl -sf "$BASE/api/token" -H 'Content-Type: application/json' \
+  -d "{\"username\":\"bench\",\"password\":\"$PASSWORD\"}" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+
+# Session: the login form with its CSRF token, then the session cookie from the jar.
+JAR="$WORK/jar"
+CSRF="$(curl -sf -c "$JAR" "$BASE/login" | grep -oE 'name="csrf_token" value="[^"]+"' | head -1 | sed 's/.*value="//; s/"$//')"
+curl -sf -o /dev/null -b "$JAR" -c "$JAR" "$BASE/login" \
+  --data-urlencode "username=bench" --data-urlencode "password=$PASSWORD" --data-urlencode "csrf_token=$CSRF"
+COOKIE="$(awk '$6 == "countersign" || $6 == "__Host-countersign" { print $6 "=" $7 }' "$JAR" | tail -1)"
+[ -n "$COOKIE" ] || { echo "session login failed" >&2; exit 1; }
+curl -sf -H "Authorization: Bearer $TOKEN" "$BASE/protected" >/dev/null
+curl -sf -H "Cookie: $COOKIE" "$BASE/protected" >/dev/null
+
+# The seeds' Flask app under gunicorn, 2 workers, same key; a PyJWT token for it.
+FLASK_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+(cd bench && exec "$PYBIN/gunicorn" -w 2 -b "127.0.0.1:$FLASK_PORT" --log-level warning flask_app:app) &
+PIDS+=($!)
+FLASK_TOKEN="$("$PY" -c 'import jwt,os,time; print(jwt.encode({"username":"bench","role":"user","exp":int(time.time())+3600}, os.environ["SECRET_KEY"], algorithm="HS256"))')"
+for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$FLASK_PORT/plain" && break; sleep 0.1; done
+
+rps() { # url [header]
+  local out
+  if [ $# -ge 2 ]; then out="$(wrk -t1 -c"$CONNS" -d"${DUR}s" -H "$2" "$1")"; else out="$(wrk -t1 -c"$CONNS" -d"${DUR}s" "$1")"; fi
+  if echo "$out" | grep -q 'Non-2xx'; then echo "$out" >&2; echo "non-2xx answers from $1" >&2; exit 1; fi
+  echo "$out" | awk '/Requests\/sec/ { print $2 }'
+}
+
+echo "warming up…" >&2
+wrk -t1 -c"$CONNS" -d2s "$BASE/healthz" >/dev/null
+PLAIN="$(rps "$BASE/healthz")"
+BEARER="$(rps "$BASE/protected" "Authorization: Bearer $TOKEN")"
+SESSION="$(rps "$BASE/protected" "Cookie: $COOKIE")"
+FLASK="$(rps "http://127.0.0.1:$FLASK_PORT/protected" "Authorization: Bearer $FLASK_TOKEN")"
+
+# Login flood: 32 clients posting passwords for the whole window, bearer load alongside.
+cat >"$WORK/login.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"username":"bench","password":"$PASSWORD"}'
+LUA
+wrk -t1 -c32 -d"$((DUR + 2))s" -s "$WORK/login.lua" "$BASE/api/token" >"$WORK/flood.out" 2>&1 &
+FLOOD_PID=$!
+sleep 1
+FLOODED="$(rps "$BASE/protected" "Authorization: Bearer $TOKEN")"
+wait "$FLOOD_PID" || true
+LOGINS="$(awk '/Requests\/sec/ { print $2 }' "$WORK/flood.out")"
+
+# ----- scale-out: PostgreSQL and Redis -----
+
+# start_cs NAME ARGS...: start `countersign serve` on a free port; sets ADDR_<NAME>.
+start_cs() {
+  local name="$1" addr=""
+  shift
+  "$BIN" serve --addr 127.0.0.1:0 --insecure-cookies --log-format pretty "$@" \
+    >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 200); do
+    addr="$(grep -oE 'listening on http://[0-9.:]+' "$WORK/$name.log" | head -1 | sed 's#listening on http://##')" || true
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { cat "$WORK/$name.log"; echo "server $name did not start" >&2; exit 1; }
+  printf -v "ADDR_$name" '%s' "$addr"
+}
+
+# session_cookie BASE: log in through the form, print the cookie.
+session_cookie() {
+  local jar="$WORK/jar.$RANDOM" csrf
+  csrf="$(curl -sf -c "$jar" "$1/login" | grep -oE 'name="csrf_token" value="[^"]+"' | head -1 | sed 's/.*value="//; s/"$//')"
+  curl -sf -o /dev/null -b "$jar" -c "$jar" "$1/login" \
+    --data-urlencode "username=bench" --data-urlencode "password=$PASSWORD" --data-urlencode "csrf_token=$csrf"
+  awk '$6 == "countersign" || $6 == "__Host-countersign" { print $6 "=" $7 }' "$jar" | tail -1
+}
+
+SCALE_SKIP=""
+if ! command -v psql >/dev/null; then
+  SCALE_SKIP="psql is not installed"
+elif ! psql -q "$PG_ADMIN" -c "CREATE DATABASE $PG_DB" >/dev/null 2>"$WORK/pg.err"; then
+  SCALE_SKIP="PostgreSQL at ${PG_ADMIN%%@*}@… cannot create a database: $(head -1 "$WORK/pg.err")"
+elif ! command -v redis-cli >/dev/null || ! redis-cli -u "$REDIS_URL" PING >/dev/null 2>&1; then
+  PG_CREATED=1
+  SCALE_SKIP="Redis at ${REDIS_URL##*@} does not answer"
+else
+  PG_CREATED=1
+fi
+
+REDIS=""; REDIS_NC=""; PGS=""; PGS_NC=""; ONE2=""; TWO=""
+if [ -z "$SCALE_SKIP" ]; then
+  # The database URL with the run's database instead of the admin one.
+  PG_URL="$("$PY" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_ADMIN" "$PG_DB")"
+  printf '%s' "$PASSWORD" | "$BIN" user add bench --role user --password-stdin --database-url "$PG_URL" >/dev/null
+  DATA_S="$WORK/scale-data"
+  ON_REDIS=(--data-dir "$DATA_S" --database-url "$PG_URL" --session-store "$REDIS_URL" --redis-prefix "$REDIS_PREFIX")
+  start_cs R1 "${ON_REDIS[@]}"
+  start_cs R2 "${ON_REDIS[@]}"
+  start_cs RNC "${ON_REDIS[@]}" --cache-ttl 0
+  start_cs P --data-dir "$DATA_S" --database-url "$PG_URL"
+  start_cs PNC --data-dir "$DATA_S" --database-url "$PG_URL" --cache-ttl 0
+  R_COOKIE="$(session_cookie "http://$ADDR_R1")"
+  P_COOKIE="$(session_cookie "http://$ADDR_P")"
+  [ -n "$R_COOKIE" ] && [ -n "$P_COOKIE" ] || { echo "scale-out session login failed" >&2; exit 1; }
+  # The Redis session made on R1 works on R2 and RNC, the PostgreSQL one on PNC.
+  for a in "$ADDR_R2" "$ADDR_RNC"; do curl -sf -H "Cookie: $R_COOKIE" "http://$a/protected" >/dev/null; done
+  curl -sf -H "Cookie: $P_COOKIE" "http://$ADDR_PNC/protected" >/dev/null
+
+  REDIS="$(rps "http://$ADDR_R1/protected" "Cookie: $R_COOKIE")"
+  REDIS_NC="$(rps "http://$ADDR_RNC/protected" "Cookie: $R_COOKIE")"
+  PGS="$(rps "http://$ADDR_P/protected" "Cookie: $P_COOKIE")"
+  PGS_NC="$(rps "http://$ADDR_PNC/protected" "Cookie: $P_COOKIE")"
+
+  # Two instances behind one client (round-robin by hand): two wrk processes at once, half
+  # the connections each, requests/s summed. The baseline is the same two wrk processes
+  # both aimed at one instance, so the client side is identical and only the number of
+  # servers changes (one wrk thread alone can be the limit on a small machine).
+  HALF=$(( (CONNS + 1) / 2 ))
+  pair() { # url1 url2: two wrk at once, the summed requests/s
+    wrk -t1 -c"$HALF" -d"${DUR}s" -H "Cookie: $R_COOKIE" "$1" >"$WORK/pair1.out" 2>&1 &
+    local w1=$!
+    wrk -t1 -c"$HALF" -d"${DUR}s" -H "Cookie: $R_COOKIE" "$2" >"$WORK/pair2.out" 2>&1 &
+    local w2=$!
+    wait "$w1" "$w2"
+    for f in pair1 pair2; do
+      if grep -q 'Non-2xx' "$WORK/$f.out"; then cat "$WORK/$f.out" >&2; echo "non-2xx answers (pair)" >&2; exit 1; fi
+    done
+    awk '/Requests\/sec/ { s += $2 } END { printf "%.2f", s }' "$WORK/pair1.out" "$WORK/pair2.out"
+  }
+  ONE2="$(pair "http://$ADDR_R1/protected" "http://$ADDR_R1/protected")"
+  TWO="$(pair "http://$ADDR_R1/protected" "http://$ADDR_R2/protected")"
+fi
+
+ratio() { "$PY" -c "print(f'{float($1)/float($2):.2f}')"; }
+echo
+echo "countersign HTTP benchmark: ${DUR}s per row, $CONNS connections, wrk -t1, $(nproc) cores"
+printf '%-34s %12s   %s\n' "route" "requests/s" "ratio"
+printf '%-34s %12s   %s\n' "plain GET /healthz (ceiling)" "$PLAIN" "1.00 of plain"
+printf '%-34s %12s   %s\n' "bearer GET /protected" "$BEARER" "$(ratio "$BEARER" "$PLAIN") of plain"
+printf '%-34s %12s   %s\n' "session GET /protected (SQLite)" "$SESSION" "$(ratio "$SESSION" "$PLAIN") of plain"
+printf '%-34s %12s   %s\n' "flask+PyJWT /protected (2 workers)" "$FLASK" "bearer is $(ratio "$BEARER" "$FLASK")x, session is $(ratio "$SESSION" "$FLASK")x"
+printf '%-34s %12s   %s\n' "bearer during 32-client login flood" "$FLOODED" "$(ratio "$FLOODED" "$BEARER") of unloaded bearer (logins/s: $LOGINS)"
+if [ -n "$SCALE_SKIP" ]; then
+  echo "scale-out rows skipped: $SCALE_SKIP"
+else
+  printf '%-34s %12s   %s\n' "session /protected (Redis)" "$REDIS" "$(ratio "$REDIS" "$PLAIN") of plain (1 s cache)"
+  printf '%-34s %12s   %s\n' "session /protected (Redis, no cache)" "$REDIS_NC" "$(ratio "$REDIS_NC" "$PLAIN") of plain (--cache-ttl 0)"
+  printf '%-34s %12s   %s\n' "session /protected (PostgreSQL)" "$PGS" "$(ratio "$PGS" "$PLAIN") of plain (1 s cache)"
+  printf '%-34s %12s   %s\n' "session /protected (PG, no cache)" "$PGS_NC" "$(ratio "$PGS_NC" "$PLAIN") of plain (--cache-ttl 0)"
+  printf '%-34s %12s   %s\n' "1 instance, 2 wrk (Redis session)" "$ONE2" "$(ratio "$ONE2" "$REDIS")x the 1-wrk row: the client's share"
+  printf '%-34s %12s   %s\n' "2 instances, 2 wrk (Redis session)" "$TWO" "$(ratio "$TWO" "$ONE2")x one instance ($CONNS connections in total, $(nproc) cores)"
+fi
