@@ -167,6 +167,17 @@ async fn two_instances_on_postgres_and_redis_act_as_one() {
         }
     }
 
+    // `migrate` alone: nothing left to do, the URL shown redacted.
+    let mut migrate = vec!["migrate"];
+    migrate.extend(&storage);
+    let (code, out, err) = cs(cwd, &migrate, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("is up to date") && out.contains("[redacted]"),
+        "{out}"
+    );
+    assert!(!out.contains(db_password), "{out}");
+
     let (status_a, log_a) = a.stop();
     let (status_b, log_b) = b.stop();
     assert_eq!(status_a.code(), Some(0), "{log_a}");
