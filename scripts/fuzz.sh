@@ -20,7 +20,12 @@ skip() {
 }
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  skip "cargo-fuzz is not installed (cargo install cargo-fuzz)"
+  # CI installs it from the registry (a fresh machine has none); elsewhere it is optional.
+  if [ "${CI:-}" = "true" ]; then
+    cargo install --locked --quiet cargo-fuzz || skip "cargo-fuzz could not be installed"
+  else
+    skip "cargo-fuzz is not installed (cargo install cargo-fuzz)"
+  fi
 fi
 
 # A toolchain that takes -Z flags: nightly if rustup has it, else stable bootstrapped.
