@@ -317,16 +317,24 @@ impl Hasher {
 }
 
 /// Runs hashing off the async executor with bounded concurrency and a bounded queue.
+///
+/// The pool has its own worker threads, at the lowest CPU priority the operating system
+/// gives a normal thread (nice 19 on Linux): argon2 gets the CPU the request handlers leave
+/// idle, so a flood of password logins slows logins (and, past the queue, answers Busy)
+/// instead of slowing token and session checks.
 #[derive(Clone, Debug)]
 pub struct HashingPool {
     inner: Arc<PoolInner>,
 }
 
+type Job = Box<dyn FnOnce(&Hasher) + Send>;
+
 #[derive(Debug)]
 struct PoolInner {
     hasher: Hasher,
-    permits: tokio::sync::Semaphore,
-    /// Callers holding or waiting for a permit.
+    /// Jobs for the workers; dropping it (with the last pool handle) stops them.
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// Jobs running or waiting.
     in_flight: AtomicUsize,
     /// Password checks that ran argon2 (the dummy ones included).
     verifications: AtomicU64,
@@ -340,15 +348,26 @@ impl HashingPool {
     /// A pool running at most `workers` hashes at once with at most `max_queue` waiting.
     ///
     /// # Errors
-    /// As [`Hasher::new`] and [`Hasher::hash`] (for the dummy hash).
+    /// As [`Hasher::new`] and [`Hasher::hash`] (for the dummy hash), or
+    /// [`PasswordError::Hashing`] when a worker thread cannot be started.
     pub fn new(hasher: Hasher, workers: usize, max_queue: usize) -> Result<Self, PasswordError> {
         let dummy_password = Password::new(crate::random::opaque_token());
         let dummy = hasher.hash(&dummy_password)?;
         let workers = workers.max(1);
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..workers {
+            let queue = Arc::clone(&queue);
+            let hasher = hasher.clone();
+            std::thread::Builder::new()
+                .name(format!("countersign-hash-{n}"))
+                .spawn(move || worker(&queue, &hasher))
+                .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        }
         Ok(Self {
             inner: Arc::new(PoolInner {
                 hasher,
-                permits: tokio::sync::Semaphore::new(workers),
+                jobs,
                 in_flight: AtomicUsize::new(0),
                 verifications: AtomicU64::new(0),
                 limit: workers + max_queue,
@@ -384,15 +403,18 @@ impl HashingPool {
             return Err(PasswordError::Busy);
         }
         let _slot = SlotGuard(&inner.in_flight);
-        let _permit = inner
-            .permits
-            .acquire()
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |hasher| {
+            // The caller may have gone away (request cancelled): nothing to tell then.
+            let _ = done.send(job(hasher));
+        });
+        inner
+            .jobs
+            .send(job)
+            .map_err(|_| PasswordError::Hashing("the hashing workers have stopped".into()))?;
+        result
             .await
-            .map_err(|_| PasswordError::Busy)?;
-        let pool = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || job(&pool.hasher))
-            .await
-            .map_err(|e| PasswordError::Hashing(e.to_string()))
+            .map_err(|_| PasswordError::Hashing("a hashing job panicked".into()))
     }
 
     /// Hash a password on the pool.
@@ -422,6 +444,21 @@ impl HashingPool {
             matches: verdict.matches && known,
             needs_rehash: verdict.needs_rehash && known,
         })
+    }
+}
+
+/// A hashing worker: lowest priority, then jobs until the pool is dropped.
+fn worker(queue: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>, hasher: &Hasher) {
+    // Best effort: where the OS refuses, the worker runs at normal priority.
+    let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+    loop {
+        // The lock is held only to take one job, never while hashing; a poisoned lock
+        // still holds a usable receiver.
+        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(job) = next else { return };
+        // A panicking job drops its result sender (the caller sees an error); the worker
+        // lives on.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(hasher)));
     }
 }
 
@@ -530,5 +567,28 @@ mod tests {
         );
         assert!(first.await.unwrap().is_ok());
         assert_eq!(slow.depth(), 0);
+    }
+
+    /// The workers run at the lowest normal priority, so hashing takes only CPU the request
+    /// handlers leave idle.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_run_at_the_lowest_priority() {
+        let pool = HashingPool::new(Hasher::new(FAST).unwrap(), 2, 4).unwrap();
+        let nice = pool
+            .run(|_| {
+                let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+                // Fields after the command name (which ends with ')'): nice is the 17th.
+                let after = &stat[stat.rfind(')').unwrap() + 2..];
+                after.split(' ').nth(16).unwrap().parse::<i32>().unwrap()
+            })
+            .await
+            .unwrap();
+        assert_eq!(nice, 19);
+        let name = pool
+            .run(|_| std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap();
+        assert!(name.unwrap().starts_with("countersign-hash-"));
     }
 }
