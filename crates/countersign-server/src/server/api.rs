@@ -20,8 +20,8 @@ use countersign::session::SessionKey;
 use countersign::store::StoreError;
 use countersign::user::UserId;
 use countersign_axum::{Admin, Authenticated, RequireRole};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zeroize::Zeroize;
 
@@ -246,10 +246,19 @@ async fn require_user_id(app: &App, principal: &Principal) -> Result<UserId, Api
 }
 
 /// `GET /protected`: the seeds' greeting, for a bearer token or a session.
-pub async fn protected(Authenticated(user): Authenticated) -> Json<Value> {
-    Json(json!({
-        "message": format!("Hello {}, you have access to this protected route.", user.username)
-    }))
+pub async fn protected(Authenticated(user): Authenticated) -> Json<Greeting> {
+    Json(Greeting {
+        message: format!(
+            "Hello {}, you have access to this protected route.",
+            user.username
+        ),
+    })
+}
+
+/// `GET /protected`'s body, the seeds' greeting (typed: serialized straight to bytes).
+#[derive(Serialize)]
+pub struct Greeting {
+    message: String,
 }
 
 /// `POST /api/token`'s body. The password is wiped when dropped.

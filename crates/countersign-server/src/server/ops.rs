@@ -17,8 +17,14 @@ use super::app::App;
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 /// `GET /healthz`: the process is up.
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `GET /healthz`'s body.
+#[derive(serde::Serialize)]
+pub struct Health {
+    status: &'static str,
 }
 
 /// `GET /readyz`: 200 when the user store and the session store answer, else 503.
