@@ -164,7 +164,9 @@ impl SecretKey {
     /// ```
     /// use countersign::keys::{KeyError, SecretKey};
     /// assert_eq!(SecretKey::parse("your_secret_key").err(), Some(KeyError::Placeholder));
-    /// assert!(SecretKey::parse("kQ3v9ZtWm0Xb4yH7sLp2eRj8uNc6aFd1gT5oVi0qYwE").is_ok());
+    /// // What `countersign keygen` prints parses (never paste a key from documentation).
+    /// let (_, text) = SecretKey::generate(32).unwrap();
+    /// assert!(SecretKey::parse(&text).is_ok());
     /// ```
     pub fn parse(value: &str) -> Result<Self, KeyError> {
         Self::from_bytes(value.as_bytes())
