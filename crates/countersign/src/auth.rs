@@ -97,8 +97,8 @@ impl Keys {
     }
 }
 
-/// How a request was authenticated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How a request was authenticated. `Debug` leaves out the session's CSRF token.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Method {
     /// `Authorization: Bearer` with a JWT.
     Bearer {
@@ -114,6 +114,23 @@ pub enum Method {
         /// The session's CSRF token.
         csrf_token: String,
     },
+}
+
+impl fmt::Debug for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bearer { jti, exp } => f
+                .debug_struct("Bearer")
+                .field("jti", jti)
+                .field("exp", exp)
+                .finish(),
+            Self::Session { key, .. } => f
+                .debug_struct("Session")
+                .field("key", key)
+                .field("csrf_token", &"[redacted]")
+                .finish(),
+        }
+    }
 }
 
 /// The authenticated user of a request.
@@ -253,6 +270,9 @@ impl From<StoreError> for AccountError {
     }
 }
 
+/// How many locks serialize login attempts (by account, striped).
+const LOGIN_STRIPES: usize = 64;
+
 /// A throttle counter's key: the kind and a hash of the value, so a submitted username of
 /// any length or content makes a short, fixed-shape key in every store.
 fn throttle_key(kind: &str, value: &str) -> String {
@@ -315,6 +335,8 @@ pub struct Auth {
     sessions: TtlCache<SessionKey, Option<Arc<SessionRecord>>>,
     issued_before: TtlCache<UserId, Option<UnixTime>>,
     denied: TtlCache<String, bool>,
+    /// Striped locks serializing login attempts per account (see [`Auth::login`]).
+    login_turns: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for Auth {
@@ -346,8 +368,20 @@ impl Auth {
             sessions: TtlCache::new(ttl, 100_000),
             issued_before: TtlCache::new(ttl, 100_000),
             denied: TtlCache::new(ttl, 100_000),
+            login_turns: (0..LOGIN_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             config,
         }
+    }
+
+    /// The lock that serializes login attempts on an account (striped: two accounts may
+    /// share one, which only makes their logins take turns).
+    fn login_turn(&self, account_key: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        account_key.hash(&mut h);
+        &self.login_turns[(h.finish() % LOGIN_STRIPES as u64) as usize]
     }
 
     /// Replace the key ring (SIGHUP). Requests in flight finish with the ring they began
@@ -409,6 +443,10 @@ impl Auth {
         let policy = self.config.throttle;
         let account_key = throttle_key("acct", username);
         let address_key = throttle_key("addr", address);
+        // Attempts on one account run one at a time (per instance): check, verify, count.
+        // Otherwise a burst of parallel guesses would all pass a count of zero and the
+        // hashing queue, not the policy, would bound them. Correct logins just queue.
+        let _turn = self.login_turn(&account_key).lock().await;
         let (acct, acct_end) = self.store.peek(&account_key, now).await?;
         let (addr, addr_end) = self.store.peek(&address_key, now).await?;
         if acct >= policy.per_account || addr >= policy.per_address {
@@ -974,6 +1012,51 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_parallel_burst_gets_no_more_guesses_than_the_limit() {
+        let f = fixture();
+        alice(&f).await;
+        let before = f.auth.pool().verifications();
+        let auth = Arc::new(f.auth);
+        let mut burst = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let auth = Arc::clone(&auth);
+            burst.spawn(async move {
+                auth.login(
+                    "alice",
+                    Password::new(format!("guess number {i}")),
+                    "10.1.1.1",
+                )
+                .await
+            });
+        }
+        let mut throttled = 0;
+        while let Some(outcome) = burst.join_next().await {
+            match outcome.unwrap() {
+                Err(LoginError::Throttled { .. }) => throttled += 1,
+                Err(LoginError::Invalid) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(throttled, 11);
+        assert_eq!(auth.pool().verifications() - before, 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_correct_logins_all_succeed() {
+        let f = fixture();
+        alice(&f).await;
+        let auth = Arc::new(f.auth);
+        let mut logins = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let auth = Arc::clone(&auth);
+            logins.spawn(async move { auth.login("alice", Password::new(PW), "10.2.2.2").await });
+        }
+        while let Some(outcome) = logins.join_next().await {
+            assert!(outcome.unwrap().is_ok());
+        }
     }
 
     #[tokio::test]

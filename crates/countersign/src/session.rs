@@ -136,8 +136,8 @@ impl Default for SessionPolicy {
     }
 }
 
-/// A stored session.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A stored session. `Debug` leaves out the CSRF token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     /// Public id (hash of the token).
     pub key: SessionKey,
@@ -161,6 +161,24 @@ pub struct SessionRecord {
     pub user_agent: String,
     /// The client's address at login, for the session list.
     pub ip: String,
+}
+
+impl fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("key", &self.key)
+            .field("user_id", &self.user_id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .field("last_seen", &self.last_seen)
+            .field("idle_deadline", &self.idle_deadline)
+            .field("absolute_deadline", &self.absolute_deadline)
+            .field("csrf_token", &"[redacted]")
+            .field("user_agent", &self.user_agent)
+            .field("ip", &self.ip)
+            .finish()
+    }
 }
 
 impl SessionRecord {
@@ -292,6 +310,21 @@ mod tests {
         let (_, idle) = r.touch(&policy, UnixTime(1200)).unwrap();
         assert_eq!(idle, UnixTime(1250));
         assert!(!r.is_live(UnixTime(1250)));
+    }
+
+    #[test]
+    fn debug_leaves_out_the_csrf_token() {
+        let r = SessionRecord::new(
+            &SessionToken::generate(),
+            UserId(1),
+            Username::parse("u").unwrap(),
+            Role::user(),
+            &SessionPolicy::default(),
+            UnixTime(1000),
+        );
+        let shown = format!("{r:?}");
+        assert!(!shown.contains(&r.csrf_token), "{shown}");
+        assert!(shown.contains("[redacted]"));
     }
 
     #[test]

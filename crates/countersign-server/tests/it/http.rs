@@ -1226,14 +1226,16 @@ async fn a_full_hashing_pool_answers_503_with_retry_after() {
         tokio::task::yield_now().await;
     }
     assert_eq!(pool.depth(), 1, "the first login holds the only slot");
+    // Another account's login finds the pool full (a second attempt on alice's account
+    // would wait for the first: attempts on one account take turns).
     let r = s
-        .post_json("/api/token", &json!({"username": "alice", "password": PW}))
+        .post_json("/api/token", &json!({"username": "bob", "password": PW}))
         .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
     assert_eq!(r.error(), "temporarily_unavailable");
     assert_eq!(r.header("retry-after"), Some("1"));
     let mut b = Browser::new();
-    let form = b.login(&s, "alice", PW).await;
+    let form = b.login(&s, "bob", PW).await;
     assert_eq!(form.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(form.header("retry-after"), Some("1"));
     assert_eq!(slow.await.unwrap(), StatusCode::OK);
