@@ -38,9 +38,16 @@ pub struct HashParams {
 }
 
 /// A password as typed. Redacted in `Debug`, zeroized on drop, compared only through
-/// argon2 (whose verification is constant-time).
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+/// argon2 (whose verification is constant-time). Deserializes from a string, so request
+/// bodies can hold one directly; the default is empty.
+#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
 pub struct Password(String);
+
+impl<'de> serde::Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
 
 impl Password {
     /// Wrap a password without checking the policy (for login: a wrong password is just
@@ -52,6 +59,11 @@ impl Password {
     /// The password's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+
+    /// Whether nothing was typed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Check the policy for a new password: 8 to 1024 bytes, not a common password.
@@ -508,6 +520,21 @@ mod tests {
             Ok(())
         );
         assert!(!format!("{:?}", Password::new("hunter22hunter")).contains("hunter"));
+    }
+
+    #[test]
+    fn deserializes_from_a_string_and_stays_redacted() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Body {
+            #[serde(default)]
+            password: Password,
+        }
+        let body: Body = serde_json::from_str(r#"{"password":"hunter22hunter"}"#).unwrap();
+        assert_eq!(body.password.as_bytes(), b"hunter22hunter");
+        assert!(!format!("{body:?}").contains("hunter"));
+        let empty: Body = serde_json::from_str("{}").unwrap();
+        assert!(empty.password.is_empty());
+        assert!(serde_json::from_str::<Body>(r#"{"password":7}"#).is_err());
     }
 
     #[test]

@@ -261,27 +261,14 @@ pub struct Greeting {
     message: String,
 }
 
-/// `POST /api/token`'s body. The password is wiped when dropped.
-#[derive(Deserialize)]
+/// `POST /api/token`'s body. The password is a [`Password`]: wiped when dropped,
+/// redacted in `Debug`.
+#[derive(Debug, Deserialize)]
 pub struct TokenRequest {
     username: String,
-    password: String,
+    password: Password,
     #[serde(default)]
     grant_type: Option<String>,
-}
-
-impl Drop for TokenRequest {
-    fn drop(&mut self) {
-        self.password.zeroize();
-    }
-}
-
-impl std::fmt::Debug for TokenRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenRequest")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
 }
 
 fn token_pair(pair: &countersign::auth::TokenPair) -> Json<Value> {
@@ -314,7 +301,7 @@ pub async fn token(
             "Only the password grant is supported here; refresh at /api/token/refresh.",
         ));
     }
-    let password = Password::new(std::mem::take(&mut request.password));
+    let password = std::mem::take(&mut request.password);
     match login::attempt(&app, &request.username, password, &address, Via::Api).await {
         Outcome::Success(user) => {
             let pair = app.engine().issue_tokens(&user).await?;

@@ -21,7 +21,6 @@ use countersign::user::{Role, User};
 use countersign_axum::{MaybeAuthenticated, csrf_token_for, issue_pre_session_csrf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
 
 use super::api::user_id_of;
 use super::app::{App, ClientAddr, UserAgent, see_other};
@@ -183,6 +182,14 @@ fn form_csrf(app: &App, principal: Option<&Principal>) -> (Option<HeaderValue>, 
     }
 }
 
+/// `page` with the pre-session CSRF cookie, when one was issued for its form.
+fn with_cookie(page: Response, cookie: Option<HeaderValue>) -> Response {
+    match cookie {
+        Some(c) => with_header(page, header::SET_COOKIE, c),
+        None => page,
+    }
+}
+
 /// `GET /`: "Logged in as {username}" with a logout button, or "You are not logged in"
 /// with the login form.
 pub async fn home(
@@ -216,10 +223,7 @@ pub async fn home(
                     },
                 },
             );
-            match cookie {
-                Some(c) => with_header(page, header::SET_COOKIE, c),
-                None => page,
-            }
+            with_cookie(page, cookie)
         }
     }
 }
@@ -241,33 +245,26 @@ pub async fn login_form(
             },
         },
     );
-    match cookie {
-        Some(c) => with_header(page, header::SET_COOKIE, c),
-        None => page,
-    }
+    with_cookie(page, cookie)
 }
 
-/// The login and registration forms' fields. The password is wiped when dropped.
+/// The login and registration forms' fields. The password is a [`Password`]: wiped when
+/// dropped, redacted in `Debug`; the CSRF token is left out of `Debug` too.
 #[derive(Deserialize)]
 pub struct CredentialsForm {
     #[serde(default)]
     username: String,
     #[serde(default)]
-    password: String,
+    password: Password,
     #[serde(default)]
     csrf_token: String,
-}
-
-impl Drop for CredentialsForm {
-    fn drop(&mut self) {
-        self.password.zeroize();
-    }
 }
 
 impl std::fmt::Debug for CredentialsForm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CredentialsForm")
             .field("username", &self.username)
+            .field("password", &self.password)
             .finish_non_exhaustive()
     }
 }
@@ -315,7 +312,7 @@ pub async fn login(
             &form,
         );
     }
-    let password = Password::new(std::mem::take(&mut form.password));
+    let password = std::mem::take(&mut form.password);
     match login::attempt(&app, &form.username, password, &address, Via::Form).await {
         Outcome::Success(user) => {
             signed_in(&app, current.as_ref(), &user, &user_agent, &address).await
@@ -383,10 +380,7 @@ pub async fn register_form(
             },
         },
     );
-    match cookie {
-        Some(c) => with_header(page, header::SET_COOKIE, c),
-        None => page,
-    }
+    with_cookie(page, cookie)
 }
 
 fn register_again(app: &App, status: StatusCode, error: &str, form: &CredentialsForm) -> Response {
@@ -420,7 +414,7 @@ pub async fn register(
             "The registration form could not be read. Go back, reload the page and try again.",
         );
     };
-    let password = Password::new(std::mem::take(&mut form.password));
+    let password = std::mem::take(&mut form.password);
     let user = match app
         .engine()
         .create_user(&form.username, password, Role::user())
