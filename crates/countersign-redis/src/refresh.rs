@@ -45,6 +45,25 @@ impl RefreshStore for RedisStore {
         }
     }
 
+    async fn peek_family(
+        &self,
+        presented: &[RefreshHash],
+        now: UnixTime,
+    ) -> StoreResult<Option<RefreshFamily>> {
+        let keys = self.keys();
+        let mut call = self.scripts().family_peek.prepare_invoke();
+        for hash in presented {
+            call.key(keys.refresh(hash));
+        }
+        call.arg(keys.prefix()).arg(secs(now));
+        let mut conn = self.conn();
+        let reply: Vec<String> = self.run(call.invoke_async(&mut conn)).await?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        family_from(&reply).map(Some)
+    }
+
     async fn rotate(
         &self,
         presented: &[RefreshHash],
@@ -63,27 +82,12 @@ impl RefreshStore for RedisStore {
             .arg(secs(now));
         let mut conn = self.conn();
         let reply: Vec<String> = self.run(call.invoke_async(&mut conn)).await?;
-        let int = |i: usize, field: &'static str| -> StoreResult<i64> {
-            reply
-                .get(i)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| corrupt(RECORD, field))
-        };
         match reply.first().map(String::as_str) {
-            Some("rotated") => {
-                let id = reply.get(1).ok_or_else(|| corrupt(RECORD, "family"))?;
-                Ok(RotateOutcome::Rotated {
-                    family: RefreshFamily {
-                        id: FamilyId(id.clone()),
-                        user_id: UserId(int(2, "user_id")?),
-                        created_at: UnixTime(int(3, "created_at")?),
-                        idle_deadline: UnixTime(int(4, "idle_deadline")?),
-                        absolute_deadline: UnixTime(int(5, "absolute_deadline")?),
-                    },
-                })
-            }
+            Some("rotated") => Ok(RotateOutcome::Rotated {
+                family: family_from(&reply[1..])?,
+            }),
             Some("reused") => Ok(RotateOutcome::Reused {
-                user_id: UserId(int(1, "user_id")?),
+                user_id: UserId(int(&reply, 1, "user_id")?),
             }),
             Some("conflict") => Err(StoreError::Conflict),
             _ => Ok(RotateOutcome::Invalid),
@@ -141,4 +145,25 @@ impl RefreshStore for RedisStore {
             }
         }
     }
+}
+
+/// The integer at `i` of a script's reply.
+fn int(reply: &[String], i: usize, field: &'static str) -> StoreResult<i64> {
+    reply
+        .get(i)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| corrupt(RECORD, field))
+}
+
+/// A family from a script's reply: `{id, user, created at, idle deadline, absolute
+/// deadline}`.
+fn family_from(reply: &[String]) -> StoreResult<RefreshFamily> {
+    let id = reply.first().ok_or_else(|| corrupt(RECORD, "family"))?;
+    Ok(RefreshFamily {
+        id: FamilyId(id.clone()),
+        user_id: UserId(int(reply, 1, "user_id")?),
+        created_at: UnixTime(int(reply, 2, "created_at")?),
+        idle_deadline: UnixTime(int(reply, 3, "idle_deadline")?),
+        absolute_deadline: UnixTime(int(reply, 4, "absolute_deadline")?),
+    })
 }

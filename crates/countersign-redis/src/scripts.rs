@@ -143,6 +143,25 @@ redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
 return 1
 ";
 
+/// KEYS: the presented token's candidate keys, in order. ARGV: prefix, now.
+/// Reads only. Returns `{}` unless the token is live (not retired, its family neither
+/// revoked nor ended), else `{family id, user, created at, idle deadline, absolute
+/// deadline}`.
+const FAMILY_PEEK: &str = r"
+local found
+for _, k in ipairs(KEYS) do
+  if redis.call('EXISTS', k) == 1 then found = k break end
+end
+if not found then return {} end
+local t = redis.call('HMGET', found, 'family', 'retired')
+if not t[1] or t[2] == '1' then return {} end
+local f = redis.call('HMGET', ARGV[1] .. 'family:' .. t[1], 'user_id', 'created_at', 'idle_deadline', 'absolute_deadline', 'revoked')
+if not f[1] then return {} end
+local now = tonumber(ARGV[2])
+if f[5] == '1' or now >= math.min(tonumber(f[3]), tonumber(f[4])) then return {} end
+return {t[1], f[1], f[2], f[3], f[4]}
+";
+
 /// KEYS: the presented token's candidate keys, in order.
 /// ARGV: prefix, next token hash, idle seconds, now.
 /// Returns `{'invalid'}`, `{'conflict'}`, `{'reused', user}` or
@@ -296,6 +315,7 @@ pub(crate) struct Scripts {
     pub(crate) session_delete_user: Script,
     pub(crate) session_sweep: Script,
     pub(crate) family_create: Script,
+    pub(crate) family_peek: Script,
     pub(crate) rotate: Script,
     pub(crate) revoke_by_token: Script,
     pub(crate) revoke_family: Script,
@@ -322,6 +342,7 @@ impl Scripts {
             session_delete_user: script(SESSION_DELETE_USER),
             session_sweep: script(SESSION_SWEEP),
             family_create: script(FAMILY_CREATE),
+            family_peek: script(FAMILY_PEEK),
             rotate: script(ROTATE),
             revoke_by_token: script(REVOKE_BY_TOKEN),
             revoke_family: script(REVOKE_FAMILY),

@@ -290,6 +290,13 @@ impl RefreshStore for SqlStore {
     async fn create_family(&self, family: &RefreshFamily, first: &RefreshHash) -> StoreResult<()> {
         dispatch!(self.create_family(family, first))
     }
+    async fn peek_family(
+        &self,
+        presented: &[RefreshHash],
+        now: UnixTime,
+    ) -> StoreResult<Option<RefreshFamily>> {
+        dispatch!(self.peek_family(presented, now))
+    }
     async fn rotate(
         &self,
         presented: &[RefreshHash],

@@ -405,6 +405,26 @@ macro_rules! impl_stores {
                     Self::finish(tx, result).await
                 }
 
+                async fn peek_family(
+                    &self,
+                    presented: &[RefreshHash],
+                    now: UnixTime,
+                ) -> StoreResult<Option<RefreshFamily>> {
+                    for hash in presented {
+                        let row = sqlx::query(sql::FIND_TOKEN)
+                            .bind(hash.as_str())
+                            .fetch_optional(self.reader())
+                            .await
+                            .map_err(store_err)?;
+                        if let Some(row) = row {
+                            let (retired, revoked, family) = rows::token_and_family(&row)?;
+                            let live = !retired && !revoked && family.is_live(now);
+                            return Ok(live.then_some(family));
+                        }
+                    }
+                    Ok(None)
+                }
+
                 async fn rotate(
                     &self,
                     presented: &[RefreshHash],

@@ -376,6 +376,65 @@ pub async fn refresh_expiry<S: RefreshStore>(s: &S) {
     assert_eq!(out, RotateOutcome::Invalid, "absolute deadline passed");
 }
 
+/// Peeking at a token's family changes nothing and sees only live tokens.
+pub async fn refresh_peek_family<S: RefreshStore>(s: &S) {
+    let policy = RefreshPolicy {
+        idle_secs: 100,
+        absolute_secs: 1000,
+    };
+    let user = random_user_id();
+    let family = RefreshFamily::new(user, &policy, T0);
+    let (t1, t2) = (refresh_hash(), refresh_hash());
+    s.create_family(&family, &t1).await.unwrap();
+
+    // By any candidate hash, as often as asked: nothing is retired by looking.
+    for _ in 0..2 {
+        let peeked = s
+            .peek_family(&[refresh_hash(), t1.clone()], T0.add_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(peeked.as_ref(), Some(&family));
+    }
+    assert_eq!(s.peek_family(&[refresh_hash()], T0).await.unwrap(), None);
+    // Past the idle deadline: not live.
+    assert_eq!(
+        s.peek_family(std::slice::from_ref(&t1), T0.add_secs(100))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let out = s
+        .rotate(std::slice::from_ref(&t1), &t2, 100, T0.add_secs(50))
+        .await
+        .unwrap();
+    assert!(matches!(out, RotateOutcome::Rotated { .. }), "{out:?}");
+    // The retired token is not live; peeking at it does not revoke the family.
+    assert_eq!(
+        s.peek_family(std::slice::from_ref(&t1), T0.add_secs(51))
+            .await
+            .unwrap(),
+        None
+    );
+    let peeked = s
+        .peek_family(std::slice::from_ref(&t2), T0.add_secs(51))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(peeked.id, family.id);
+    assert_eq!(peeked.user_id, user);
+    assert_eq!(peeked.idle_deadline, T0.add_secs(150));
+
+    // A revoked family's tokens are not live.
+    assert!(s.revoke_family(&family.id).await.unwrap());
+    assert_eq!(
+        s.peek_family(std::slice::from_ref(&t2), T0.add_secs(52))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 /// Two concurrent refreshes of one token: exactly one is `Rotated`.
 pub async fn refresh_concurrent_rotate<S: RefreshStore>(s: &S) {
     let policy = RefreshPolicy::default();
@@ -492,6 +551,7 @@ macro_rules! ephemeral_store_tests {
         $crate::__conformance_case!($make, sessions_revoke_all_races_login);
         $crate::__conformance_case!($make, refresh_rotation_and_reuse);
         $crate::__conformance_case!($make, refresh_expiry);
+        $crate::__conformance_case!($make, refresh_peek_family);
         $crate::__conformance_case!($make, refresh_concurrent_rotate);
         $crate::__conformance_case!($make, refresh_revocation);
         $crate::__conformance_case!($make, revocation);

@@ -258,6 +258,22 @@ impl RefreshStore for MemoryStore {
         Ok(())
     }
 
+    async fn peek_family(
+        &self,
+        presented: &[RefreshHash],
+        now: UnixTime,
+    ) -> StoreResult<Option<RefreshFamily>> {
+        let g = self.lock();
+        let live = g
+            .find_token(presented)
+            .and_then(|hash| g.tokens.get(&hash))
+            .filter(|(_, retired)| !retired)
+            .and_then(|(family_id, _)| g.families.get(family_id))
+            .filter(|(family, revoked)| !revoked && family.is_live(now))
+            .map(|(family, _)| family.clone());
+        Ok(live)
+    }
+
     async fn rotate(
         &self,
         presented: &[RefreshHash],

@@ -102,6 +102,17 @@ pub trait SessionStore: Send + Sync + 'static {
 pub trait RefreshStore: Send + Sync + 'static {
     /// Start a family with its first token. [`StoreError::Conflict`] on an existing id.
     async fn create_family(&self, family: &RefreshFamily, first: &RefreshHash) -> StoreResult<()>;
+    /// The family of a live token (by any of its candidate hashes): one not retired, in a
+    /// family neither revoked nor ended at `now`. `None` for anything else. Changes
+    /// nothing: a refresh reads what it needs (the family's user) before [`rotate`]
+    /// commits, so that a failed read leaves the presented token usable for a retry.
+    ///
+    /// [`rotate`]: Self::rotate
+    async fn peek_family(
+        &self,
+        presented: &[RefreshHash],
+        now: UnixTime,
+    ) -> StoreResult<Option<RefreshFamily>>;
     /// Present a token (by any of its candidate hashes) and, atomically: if it is live,
     /// retire it, store `next` in its family and move the family's idle deadline to
     /// `min(now + idle_secs, absolute)`; if it was already retired, revoke the family.

@@ -113,6 +113,14 @@ impl RefreshStore for Flaky {
         self.check()?;
         self.inner.create_family(family, first).await
     }
+    async fn peek_family(
+        &self,
+        presented: &[RefreshHash],
+        now: UnixTime,
+    ) -> StoreResult<Option<RefreshFamily>> {
+        self.check()?;
+        self.inner.peek_family(presented, now).await
+    }
     async fn rotate(
         &self,
         presented: &[RefreshHash],

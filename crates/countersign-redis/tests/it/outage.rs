@@ -86,6 +86,10 @@ async fn outage_fails_fast_then_recovers_by_itself() {
         "rotate",
         returns(store.rotate(std::slice::from_ref(&h), &h, 60, now)).await,
     );
+    assert_unavailable(
+        "peek family",
+        returns(store.peek_family(std::slice::from_ref(&h), now)).await,
+    );
     assert_unavailable("jti", returns(store.is_jti_denied("j", now)).await);
     assert_unavailable("hit", returns(store.hit("k", 60, now)).await);
     assert_unavailable("peek", returns(store.peek("k", now)).await);

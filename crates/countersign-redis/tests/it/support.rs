@@ -170,6 +170,13 @@ impl RefreshStore for TestStore {
     async fn create_family(&self, family: &RefreshFamily, first: &RefreshHash) -> StoreResult<()> {
         self.store.create_family(family, first).await
     }
+    async fn peek_family(
+        &self,
+        presented: &[RefreshHash],
+        now: UnixTime,
+    ) -> StoreResult<Option<RefreshFamily>> {
+        self.store.peek_family(presented, now).await
+    }
     async fn rotate(
         &self,
         presented: &[RefreshHash],
