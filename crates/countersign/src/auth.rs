@@ -738,23 +738,26 @@ impl Auth {
     /// When the store fails.
     pub async fn issue_tokens(&self, user: &User) -> Result<TokenPair, StoreError> {
         let now = self.now();
+        // Read before the family is created: nothing that can fail comes after it.
+        let mark = self.store.issued_before(user.id).await?;
         let family = RefreshFamily::new(user.id, &self.config.refresh, now);
         let refresh = RefreshToken::generate();
         let hash = self.keys.load().refresh.hash(&refresh);
         self.store.create_family(&family, &hash).await?;
-        self.access_pair(user, refresh, now).await
+        Ok(self.access_pair(user, refresh, mark, now))
     }
 
-    /// The access token half of a pair. `iat` is never earlier than the user's
-    /// logout-everywhere mark, so a login in the same second as a logout-everywhere is
-    /// not revoked by it (marks are `now + 1`: `iat` has whole seconds).
-    async fn access_pair(
+    /// The access token half of a pair, given the user's logout-everywhere `mark` (read
+    /// before anything was committed; see [`Auth::refresh`]). `iat` is never earlier than
+    /// the mark, so a login in the same second as a logout-everywhere is not revoked by it
+    /// (marks are `now + 1`: `iat` has whole seconds). Signing only: it cannot fail.
+    fn access_pair(
         &self,
         user: &User,
         refresh: RefreshToken,
+        mark: Option<UnixTime>,
         now: UnixTime,
-    ) -> Result<TokenPair, StoreError> {
-        let mark = self.store.issued_before(user.id).await?;
+    ) -> TokenPair {
         let mut claims = Claims::new(now.add_secs(self.config.issuance.ttl_secs));
         claims.sub = Some(user.id.to_string());
         claims.username = Some(user.username.as_str().to_owned());
@@ -764,15 +767,21 @@ impl Auth {
         claims.iss.clone_from(&self.config.issuance.issuer);
         claims.aud = self.config.issuance.audience.iter().cloned().collect();
         let access_token = jwt::encode(&self.keys.load().ring, &claims);
-        Ok(TokenPair {
+        TokenPair {
             access_token,
             expires_in: self.config.issuance.ttl_secs,
             refresh_token: Zeroizing::new(refresh.to_text()),
-        })
+        }
     }
 
     /// Exchange a refresh token for a new pair, retiring it. A retired token presented
-    /// again revokes its family.
+    /// again revokes its family; a token whose user is gone is refused and its family
+    /// revoked.
+    ///
+    /// Every store read happens before the rotation commits: once the presented token is
+    /// retired, the client holds nothing else, so a failure after that point would turn its
+    /// retry into a "reuse" that revokes the family. A failed read leaves the token as it
+    /// was, and the client can retry with it.
     ///
     /// # Errors
     /// [`RefreshError`].
@@ -784,19 +793,34 @@ impl Auth {
             let keys = self.keys.load();
             (keys.refresh.candidates(&token), keys.refresh.hash(&next))
         };
+        // `None`: unknown, ended, revoked or already retired. The rotation says which (and
+        // revokes the family of a retired one), and nothing more is read.
+        let ready = match self.store.peek_family(&candidates, now).await? {
+            Some(family) => {
+                let Some(user) = self.users.user_by_id(family.user_id).await? else {
+                    // The user is gone: nobody may use this family again.
+                    self.store.revoke_family(&family.id).await?;
+                    return Err(RefreshError::Invalid);
+                };
+                let mark = self.store.issued_before(user.id).await?;
+                Some((family.id, user, mark))
+            }
+            None => None,
+        };
         let outcome = self
             .store
             .rotate(&candidates, &next_hash, self.config.refresh.idle_secs, now)
             .await?;
         match outcome {
-            RotateOutcome::Rotated { family } => {
-                let user = self
-                    .users
-                    .user_by_id(family.user_id)
-                    .await?
-                    .ok_or(RefreshError::Invalid)?;
-                Ok(self.access_pair(&user, next, now).await?)
-            }
+            RotateOutcome::Rotated { family } => match ready {
+                Some((id, user, mark)) if id == family.id => {
+                    Ok(self.access_pair(&user, next, mark, now))
+                }
+                // Not live when peeked, yet rotated: a token never becomes live again, so
+                // this needs a store that contradicts itself. Refuse rather than sign
+                // without the reads.
+                _ => Err(RefreshError::Invalid),
+            },
             RotateOutcome::Reused { .. } => Err(RefreshError::Reused),
             RotateOutcome::Invalid => Err(RefreshError::Invalid),
         }
@@ -911,6 +935,8 @@ mod tests {
     use crate::keys::SecretKey;
     use crate::memory::MemoryStore;
     use crate::password::{HashParams, Hasher};
+    use crate::refresh::{FamilyId, RefreshHash};
+    use crate::store::{RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore};
 
     const T0: UnixTime = UnixTime(1_800_000_000);
     const PW: &str = "correct horse battery";
@@ -1177,6 +1203,291 @@ mod tests {
         ));
         assert!(matches!(
             f.auth.refresh("garbage").await,
+            Err(RefreshError::Invalid)
+        ));
+    }
+
+    /// A memory store that fails one named operation with [`StoreError::Unavailable`]
+    /// while told to (the store outage a refresh must survive).
+    #[derive(Default)]
+    struct Failing {
+        inner: MemoryStore,
+        failing: std::sync::Mutex<Option<&'static str>>,
+    }
+
+    impl Failing {
+        fn fail(&self, op: Option<&'static str>) {
+            *self.failing.lock().unwrap() = op;
+        }
+
+        fn check(&self, op: &'static str) -> StoreResult<()> {
+            if *self.failing.lock().unwrap() == Some(op) {
+                Err(crate::store::unavailable(std::io::Error::other(op)))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl UserStore for Failing {
+        async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+            self.check("create_user")?;
+            self.inner.create_user(user).await
+        }
+        async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+            self.check("user_by_name")?;
+            self.inner.user_by_name(username).await
+        }
+        async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+            self.check("user_by_id")?;
+            self.inner.user_by_id(id).await
+        }
+        async fn list_users(&self) -> StoreResult<Vec<User>> {
+            self.inner.list_users().await
+        }
+        async fn set_password_hash(
+            &self,
+            id: UserId,
+            hash: &crate::password::PasswordHash,
+        ) -> StoreResult<bool> {
+            self.inner.set_password_hash(id, hash).await
+        }
+        async fn set_role(&self, id: UserId, role: &Role) -> StoreResult<bool> {
+            self.inner.set_role(id, role).await
+        }
+        async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+            self.inner.delete_user(id).await
+        }
+        async fn ping(&self) -> StoreResult<()> {
+            self.inner.ping().await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SessionStore for Failing {
+        async fn create_session(&self, record: &SessionRecord) -> StoreResult<()> {
+            self.inner.create_session(record).await
+        }
+        async fn load_session(
+            &self,
+            key: &SessionKey,
+            now: UnixTime,
+        ) -> StoreResult<Option<SessionRecord>> {
+            self.inner.load_session(key, now).await
+        }
+        async fn touch_session(
+            &self,
+            key: &SessionKey,
+            last_seen: UnixTime,
+            idle_deadline: UnixTime,
+        ) -> StoreResult<bool> {
+            self.inner
+                .touch_session(key, last_seen, idle_deadline)
+                .await
+        }
+        async fn delete_session(&self, key: &SessionKey) -> StoreResult<bool> {
+            self.inner.delete_session(key).await
+        }
+        async fn list_user_sessions(
+            &self,
+            user: UserId,
+            now: UnixTime,
+        ) -> StoreResult<Vec<SessionRecord>> {
+            self.inner.list_user_sessions(user, now).await
+        }
+        async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+            self.inner.delete_user_sessions(user).await
+        }
+        async fn sweep_sessions(&self, now: UnixTime) -> StoreResult<u64> {
+            self.inner.sweep_sessions(now).await
+        }
+        async fn ping_sessions(&self) -> StoreResult<()> {
+            self.inner.ping_sessions().await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl RefreshStore for Failing {
+        async fn create_family(
+            &self,
+            family: &RefreshFamily,
+            first: &RefreshHash,
+        ) -> StoreResult<()> {
+            self.check("create_family")?;
+            self.inner.create_family(family, first).await
+        }
+        async fn peek_family(
+            &self,
+            presented: &[RefreshHash],
+            now: UnixTime,
+        ) -> StoreResult<Option<RefreshFamily>> {
+            self.check("peek_family")?;
+            self.inner.peek_family(presented, now).await
+        }
+        async fn rotate(
+            &self,
+            presented: &[RefreshHash],
+            next: &RefreshHash,
+            idle_secs: i64,
+            now: UnixTime,
+        ) -> StoreResult<RotateOutcome> {
+            self.check("rotate")?;
+            self.inner.rotate(presented, next, idle_secs, now).await
+        }
+        async fn revoke_by_token(&self, presented: &[RefreshHash]) -> StoreResult<bool> {
+            self.inner.revoke_by_token(presented).await
+        }
+        async fn revoke_family(&self, id: &FamilyId) -> StoreResult<bool> {
+            self.check("revoke_family")?;
+            self.inner.revoke_family(id).await
+        }
+        async fn revoke_user_families(&self, user: UserId) -> StoreResult<u64> {
+            self.inner.revoke_user_families(user).await
+        }
+        async fn sweep_families(&self, now: UnixTime) -> StoreResult<u64> {
+            self.inner.sweep_families(now).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl RevocationStore for Failing {
+        async fn deny_jti(&self, jti: &str, until: UnixTime) -> StoreResult<()> {
+            self.inner.deny_jti(jti, until).await
+        }
+        async fn is_jti_denied(&self, jti: &str, now: UnixTime) -> StoreResult<bool> {
+            self.inner.is_jti_denied(jti, now).await
+        }
+        async fn revoke_issued_before(&self, user: UserId, before: UnixTime) -> StoreResult<()> {
+            self.inner.revoke_issued_before(user, before).await
+        }
+        async fn issued_before(&self, user: UserId) -> StoreResult<Option<UnixTime>> {
+            self.check("issued_before")?;
+            self.inner.issued_before(user).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ThrottleStore for Failing {
+        async fn hit(
+            &self,
+            key: &str,
+            window_secs: i64,
+            now: UnixTime,
+        ) -> StoreResult<(u64, UnixTime)> {
+            self.check("hit")?;
+            self.inner.hit(key, window_secs, now).await
+        }
+        async fn peek(&self, key: &str, now: UnixTime) -> StoreResult<(u64, UnixTime)> {
+            self.check("peek")?;
+            self.inner.peek(key, now).await
+        }
+        async fn clear(&self, key: &str) -> StoreResult<()> {
+            self.inner.clear(key).await
+        }
+    }
+
+    /// An `Auth` over a [`Failing`] store, and the store.
+    fn failing_fixture() -> (Auth, Arc<Failing>) {
+        let f = fixture();
+        let store = Arc::new(Failing::default());
+        let auth = Auth::new(
+            KeyRing::single(f.key.clone()),
+            f.auth.config.clone(),
+            store.clone(),
+            store.clone(),
+            f.auth.pool.clone(),
+            Arc::new(f.clock.clone()),
+        );
+        (auth, store)
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_during_refresh_leaves_the_token_usable() {
+        for op in ["peek_family", "user_by_id", "issued_before", "rotate"] {
+            let (auth, store) = failing_fixture();
+            let a = auth
+                .create_user("alice", Password::new(PW), Role::user())
+                .await
+                .unwrap();
+            let pair = auth.issue_tokens(&a).await.unwrap();
+
+            store.fail(Some(op));
+            let e = auth.refresh(&pair.refresh_token).await.unwrap_err();
+            assert!(
+                matches!(&e, RefreshError::Store(s) if s.is_unavailable()),
+                "{op}: {e:?}"
+            );
+
+            // The client retries with the same token: not a reuse, the family lives on.
+            store.fail(None);
+            let next = auth
+                .refresh(&pair.refresh_token)
+                .await
+                .unwrap_or_else(|e| panic!("{op}: the retry failed: {e:?}"));
+            assert!(auth.verify_bearer(&next.access_token).await.is_ok(), "{op}");
+            assert!(auth.refresh(&next.refresh_token).await.is_ok(), "{op}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_during_issue_creates_no_family() {
+        let (auth, store) = failing_fixture();
+        let a = auth
+            .create_user("alice", Password::new(PW), Role::user())
+            .await
+            .unwrap();
+        store.fail(Some("issued_before"));
+        let e = auth.issue_tokens(&a).await.unwrap_err();
+        assert!(e.is_unavailable(), "{e:?}");
+        store.fail(None);
+        // Long after any family would have ended, the sweep finds none to remove.
+        assert_eq!(
+            store
+                .inner
+                .sweep_families(T0.add_secs(1 << 30))
+                .await
+                .unwrap(),
+            0
+        );
+        let pair = auth.issue_tokens(&a).await.unwrap();
+        assert!(auth.refresh(&pair.refresh_token).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn refresh_for_a_removed_user_is_refused_and_ends_the_family() {
+        let (auth, store) = failing_fixture();
+        let a = auth
+            .create_user("alice", Password::new(PW), Role::user())
+            .await
+            .unwrap();
+        let pair = auth.issue_tokens(&a).await.unwrap();
+        // Removed behind the service's back (e.g. by hand in the database): its families
+        // are still there.
+        assert!(store.inner.delete_user(a.id).await.unwrap());
+
+        // Ending the family failed: refused, and nothing changed.
+        store.fail(Some("revoke_family"));
+        let e = auth.refresh(&pair.refresh_token).await.unwrap_err();
+        assert!(
+            matches!(&e, RefreshError::Store(s) if s.is_unavailable()),
+            "{e:?}"
+        );
+        store.fail(None);
+        assert!(matches!(
+            auth.refresh(&pair.refresh_token).await,
+            Err(RefreshError::Invalid)
+        ));
+        // The family is revoked (not merely left with a retired token): presenting the
+        // token again is still plainly invalid, never a "reuse".
+        let candidates = auth
+            .keys
+            .load()
+            .refresh
+            .candidates(&RefreshToken::parse(&pair.refresh_token).unwrap());
+        assert_eq!(store.peek_family(&candidates, T0).await.unwrap(), None);
+        assert!(matches!(
+            auth.refresh(&pair.refresh_token).await,
             Err(RefreshError::Invalid)
         ));
     }
