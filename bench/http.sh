@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # HTTP load benchmark, loopback only, bounded in time. Measures in ONE run on this machine:
-#   plain    GET /healthz on countersign (no auth: the HTTP ceiling)
+#   bare     GET /healthz on axum with no layer at all (the machine's HTTP ceiling: what any
+#            server could reach here; crates/countersign-server/examples/bare_axum.rs)
+#   plain    GET /healthz on countersign (no auth: the server's own ceiling)
 #   bearer   GET /protected with a bearer token
 #   session  GET /protected with a session cookie (SQLite session store)
 #   flask    GET /protected on the seeds' Flask app (PyJWT, gunicorn, 2 workers)
@@ -26,8 +28,9 @@ CONNS="${2:-${BENCH_CONNECTIONS:-32}}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 PY="$(bash scripts/pyenv.sh)"
 PYBIN="$(dirname "$PY")"
-cargo build --release -q -p countersign-server
+cargo build --release -q -p countersign-server --bin countersign --example bare_axum
 BIN=target/release/countersign
+BARE_BIN=target/release/examples/bare_axum
 
 WORK="$(mktemp -d)"
 PIDS=()
@@ -65,6 +68,16 @@ for _ in $(seq 100); do
 done
 [ -n "${ADDR:-}" ] || { cat "$WORK/server.log"; echo "server did not start" >&2; exit 1; }
 BASE="http://$ADDR"
+
+# The bare axum baseline on a free port.
+"$BARE_BIN" >"$WORK/bare.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+  BARE_ADDR="$(grep -oE 'listening on http://[0-9.:]+' "$WORK/bare.log" | head -1 | sed 's#listening on http://##')" || true
+  [ -n "${BARE_ADDR:-}" ] && break
+  sleep 0.1
+done
+[ -n "${BARE_ADDR:-}" ] || { cat "$WORK/bare.log"; echo "bare axum did not start" >&2; exit 1; }
 
 PASSWORD="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s' "$PASSWORD" | "$BIN" user add bench --role user --password-stdin --data-dir "$WORK/data" >/dev/null
@@ -107,8 +120,8 @@ note_errors() { # label wrk-output
 
 echo "warming up…" >&2
 wrk -t1 -c"$CONNS" -d2s "$BASE/healthz" >/dev/null
-# The three rows the targets compare are interleaved: ROUNDS rounds of plain, bearer,
-# session, ROUND_SECONDS each, so a change in the machine's load hits all three alike.
+# The rows the targets compare are interleaved: ROUNDS rounds of plain, bearer, session and
+# bare axum, ROUND_SECONDS each, so a change in the machine's load hits all of them alike.
 # Each row reports its median; each ratio is the median of the per-round ratios.
 ROUNDS="${BENCH_ROUNDS:-5}"
 ROUND_SECONDS="${BENCH_ROUND_SECONDS:-4}"
@@ -117,15 +130,17 @@ for round in $(seq "$ROUNDS"); do
   p="$(DUR=$ROUND_SECONDS rps "$BASE/healthz")"
   b="$(DUR=$ROUND_SECONDS rps "$BASE/protected" "Authorization: Bearer $TOKEN")"
   s="$(DUR=$ROUND_SECONDS rps "$BASE/protected" "Cookie: $COOKIE")"
-  echo "$p $b $s" >>"$WORK/rounds"
-  echo "round $round: plain $p, bearer $b, session $s" >&2
+  a="$(DUR=$ROUND_SECONDS rps "http://$BARE_ADDR/healthz")"
+  echo "$p $b $s $a" >>"$WORK/rounds"
+  echo "round $round: plain $p, bearer $b, session $s, bare axum $a" >&2
 done
-read -r PLAIN BEARER SESSION BEARER_R SESSION_R < <("$PY" - "$WORK/rounds" <<'PYEOF'
+read -r PLAIN BEARER SESSION BARE BEARER_R SESSION_R PLAIN_BARE_R < <("$PY" - "$WORK/rounds" <<'PYEOF'
 import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 med = lambda xs: statistics.median(xs)
-p, b, s = (med([r[i] for r in rows]) for i in range(3))
-print(f"{p:.2f} {b:.2f} {s:.2f} {med([r[1]/r[0] for r in rows]):.2f} {med([r[2]/r[0] for r in rows]):.2f}")
+p, b, s, a = (med([r[i] for r in rows]) for i in range(4))
+ratio = lambda i, j: med([r[i] / r[j] for r in rows])
+print(f"{p:.2f} {b:.2f} {s:.2f} {a:.2f} {ratio(1, 0):.2f} {ratio(2, 0):.2f} {ratio(0, 3):.2f}")
 PYEOF
 )
 FLASK="$(rps "http://127.0.0.1:$FLASK_PORT/protected" "Authorization: Bearer $FLASK_TOKEN")"
@@ -228,9 +243,10 @@ fi
 
 ratio() { "$PY" -c "print(f'{float($1)/float($2):.2f}')"; }
 echo
-echo "countersign HTTP benchmark: ${DUR}s per row (first three: $ROUNDS interleaved rounds of ${ROUND_SECONDS}s, medians), $CONNS connections, wrk -t1, $(nproc) cores"
+echo "countersign HTTP benchmark: ${DUR}s per row (first four: $ROUNDS interleaved rounds of ${ROUND_SECONDS}s, medians), $CONNS connections, wrk -t1, $(nproc) cores"
 printf '%-34s %12s   %s\n' "route" "requests/s" "ratio"
-printf '%-34s %12s   %s\n' "plain GET /healthz (ceiling)" "$PLAIN" "1.00 of plain"
+printf '%-34s %12s   %s\n' "bare axum GET /healthz (machine)" "$BARE" "$(ratio "$BARE" "$FLASK")x flask: the most any server reaches here"
+printf '%-34s %12s   %s\n' "plain GET /healthz (ceiling)" "$PLAIN" "1.00 of plain, $PLAIN_BARE_R of bare axum (median of $ROUNDS interleaved rounds)"
 printf '%-34s %12s   %s\n' "bearer GET /protected" "$BEARER" "$BEARER_R of plain (median of $ROUNDS interleaved rounds)"
 printf '%-34s %12s   %s\n' "session GET /protected (SQLite)" "$SESSION" "$SESSION_R of plain (median of $ROUNDS interleaved rounds)"
 printf '%-34s %12s   %s\n' "flask+PyJWT /protected (2 workers)" "$FLASK" "bearer is $(ratio "$BEARER" "$FLASK")x, session is $(ratio "$SESSION" "$FLASK")x"

@@ -70,7 +70,7 @@ pub struct Authenticated(pub Principal);
 ///
 /// A missing, bad or expired credential gives `None`, never a rejection; only an
 /// unavailable store is one (503), since "not logged in" would then be a lie. When the
-/// [`csrf_guard`](crate::csrf_guard) layer is installed, a bad session cookie seen here is
+/// [`CsrfLayer`](crate::CsrfLayer) is installed, a bad session cookie seen here is
 /// also cleared on the response (unless the handler sets a new one).
 ///
 /// # Examples
@@ -207,24 +207,41 @@ pub(crate) fn bearer_header(headers: &HeaderMap) -> BearerHeader<'_> {
     if values.next().is_some() {
         return BearerHeader::Malformed;
     }
-    let Ok(value) = value.to_str() else {
-        return BearerHeader::Malformed;
-    };
-    let value = value.trim_matches(' ');
+    let value = trim_spaces(value.as_bytes());
     if value.is_empty() {
         return BearerHeader::Absent;
     }
-    let Some((scheme, token)) = value.split_once(' ') else {
+    let Some(space) = value.iter().position(|&b| b == b' ') else {
         return BearerHeader::Malformed;
     };
-    let token = token.trim_start_matches(' ');
-    if !scheme.eq_ignore_ascii_case("bearer")
-        || token.is_empty()
-        || token.bytes().any(|b| b.is_ascii_whitespace())
-    {
+    let (scheme, token) = (&value[..space], trim_spaces(&value[space..]));
+    if !scheme.eq_ignore_ascii_case(b"bearer") || token.is_empty() || !is_visible_ascii(token) {
         return BearerHeader::Malformed;
     }
-    BearerHeader::Token(token)
+    // Invariant: visible ASCII is UTF-8.
+    match std::str::from_utf8(token) {
+        Ok(token) => BearerHeader::Token(token),
+        Err(_) => BearerHeader::Malformed,
+    }
+}
+
+fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' '] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// Every byte is printable ASCII other than space (`!`..=`~`). Written as a fold over
+/// the whole slice, without an early exit, so that it compiles to vector compares: a
+/// token is a few hundred bytes and this runs on every bearer request.
+fn is_visible_ascii(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (b > b' ') & (b < 0x7f))
 }
 
 /// Authenticate a request (once: the answer is kept in the extensions). `Ok(None)` when

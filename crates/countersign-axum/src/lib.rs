@@ -6,7 +6,7 @@
 //! - [`MaybeAuthenticated`]: the user if any, for pages anyone may see.
 //! - [`RequireRole`]: the user, who must have a role ([`Admin`], or your own
 //!   [`RoleName`]), else 403.
-//! - [`csrf_guard`]: middleware refusing cross-site state changes; [`csrf_token_for`] and
+//! - [`CsrfLayer`]: refuses cross-site state changes; [`csrf_token_for`] and
 //!   [`issue_pre_session_csrf`] give forms their tokens.
 //! - [`sign_in`], [`sign_out`]: a fresh session id at every sign-in, the record deleted at
 //!   sign-out.
@@ -17,8 +17,8 @@
 //! # Examples
 //! ```
 //! use std::sync::Arc;
-//! use axum::{Json, Router, middleware, routing::get};
-//! use countersign_axum::{Admin, AuthState, Authenticated, RequireRole, csrf_guard};
+//! use axum::{Json, Router, routing::get};
+//! use countersign_axum::{Admin, AuthState, Authenticated, CsrfLayer, RequireRole};
 //! use serde_json::{Value, json};
 //!
 //! async fn protected(Authenticated(user): Authenticated) -> Json<Value> {
@@ -35,7 +35,7 @@
 //!     Router::new()
 //!         .route("/protected", get(protected))
 //!         .route("/admin", get(admin))
-//!         .layer(middleware::from_fn_with_state(Arc::clone(&state), csrf_guard))
+//!         .layer(CsrfLayer::new(Arc::clone(&state)))
 //!         .with_state(state)
 //! }
 //! ```
@@ -56,7 +56,9 @@ mod rejection;
 mod sign;
 
 pub use crate::cookie::{CookieConfig, read_cookie};
-pub use crate::csrf::{CSRF_FIELD, CSRF_HEADER, FORM_LIMIT, csrf_guard, issue_pre_session_csrf};
+pub use crate::csrf::{
+    CSRF_FIELD, CSRF_HEADER, CsrfFuture, CsrfGuard, CsrfLayer, FORM_LIMIT, issue_pre_session_csrf,
+};
 pub use crate::extract::{
     Admin, AuthState, Authenticated, MaybeAuthenticated, RequireRole, RoleHolder, RoleName,
     csrf_token_for,

@@ -30,6 +30,10 @@ use countersign_server::settings::ServeConfig;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt as _;
 
+/// The allocator of the `countersign` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Contender {
     name: &'static str,
     router: Router,

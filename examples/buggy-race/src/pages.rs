@@ -2,7 +2,7 @@
 //!
 //! Every handler that touches a buggy takes its owner from the authenticated principal
 //! ([`MaybeAuthenticated`], [`Authenticated`], [`RequireRole`]); no route takes a user id,
-//! and the form's fields are only the buggy's. State changes pass [`csrf_guard`] first:
+//! and the form's fields are only the buggy's. State changes pass [`CsrfLayer`] first:
 //! the session's token for a signed-in user, the signed pre-session token for the login
 //! form, nothing for a bearer token (a browser never sends one on its own).
 //!
@@ -26,7 +26,7 @@ use countersign::auth::{LoginError, Principal};
 use countersign::password::Password;
 use countersign::user::UserId;
 use countersign_axum::{
-    Admin, AuthRejection, Authenticated, MaybeAuthenticated, RequireRole, RoleName, csrf_guard,
+    Admin, AuthRejection, Authenticated, CsrfLayer, MaybeAuthenticated, RequireRole, RoleName,
     csrf_token_for, issue_pre_session_csrf,
 };
 use serde::Deserialize;
@@ -68,10 +68,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/buggies", get(admin_buggies))
         .route("/style.css", get(stylesheet))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(state.auth_state()),
-            csrf_guard,
-        ))
+        .layer(CsrfLayer::new(Arc::clone(state.auth_state())))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Form, FromRef};
 use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use countersign::auth::{Auth, AuthConfig};
 use countersign::clock::{ManualClock, UnixTime};
 use countersign::keys::{KeyRing, SecretKey};
@@ -23,8 +23,8 @@ use countersign::store::{
 };
 use countersign::user::{NewUser, Role, User, UserId};
 use countersign_axum::{
-    Admin, AuthState, Authenticated, CookieConfig, MaybeAuthenticated, RequireRole, RoleName,
-    csrf_guard,
+    Admin, AuthState, Authenticated, CookieConfig, CsrfLayer, MaybeAuthenticated, RequireRole,
+    RoleName,
 };
 use http::{HeaderMap, Request, StatusCode, header};
 use serde_json::{Value, json};
@@ -339,10 +339,7 @@ pub fn router(state: Arc<AuthState>) -> Router {
         .route("/submit", post(submit))
         .route("/act", post(act).delete(act))
         .route("/login", post(login))
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
-            csrf_guard,
-        ))
+        .layer(CsrfLayer::new(Arc::clone(&state)))
         .with_state(state)
 }
 

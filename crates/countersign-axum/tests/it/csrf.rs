@@ -436,9 +436,9 @@ async fn an_ended_session_falls_back_to_the_pre_session_token_and_is_cleared() {
 async fn a_handler_setting_a_new_session_is_not_undone() {
     use std::sync::Arc;
 
+    use axum::Router;
     use axum::routing::post;
-    use axum::{Router, middleware};
-    use countersign_axum::{AuthState, MaybeAuthenticated, csrf_guard};
+    use countersign_axum::{AuthState, CsrfLayer, MaybeAuthenticated};
 
     // A login handler that replaces a stale session cookie with a new one.
     let fx = fixture().await;
@@ -462,10 +462,7 @@ async fn a_handler_setting_a_new_session_is_not_undone() {
                 },
             ),
         )
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&fx.state),
-            csrf_guard,
-        ))
+        .layer(CsrfLayer::new(Arc::clone(&fx.state)))
         .with_state(Arc::clone(&fx.state));
     let (cookie, record) = fx.session(&fx.alice).await;
     fx.auth.end_session(&record.key).await.unwrap();

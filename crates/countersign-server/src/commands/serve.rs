@@ -22,7 +22,8 @@ pub fn run(args: &ServeArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> 
         .var_os("COUNTERSIGN_LOG")
         .and_then(|v| v.into_string().ok())
         .filter(|v| !v.is_empty());
-    telemetry::init_logging(config.log_format, filter.as_deref())?;
+    // Held to the end: dropping it writes the log lines still buffered.
+    let _log_writer = telemetry::init_logging(config.log_format, filter.as_deref())?;
     let metrics = telemetry::init_metrics()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

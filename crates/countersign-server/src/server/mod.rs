@@ -1,6 +1,7 @@
 //! `countersign serve`: the router and everything around it.
 //!
 //! - [`app`]: the state, the router and its layers;
+//! - [`envelope`]: request ids, access log, request metrics, security headers;
 //! - [`pages`], [`api`], [`ops`]: the handlers;
 //! - [`keys`]: the key ring, with the first-run key file;
 //! - [`telemetry`]: logs and the metrics recorder.
@@ -25,6 +26,7 @@ use crate::storage::Stores;
 
 pub mod api;
 pub mod app;
+pub mod envelope;
 pub mod keys;
 mod login;
 pub mod ops;

@@ -510,7 +510,7 @@ async fn sigterm_drains_requests_in_flight() {
     write_key(&key_path);
     let env = [
         ("SECRET_KEY_FILE", key_path.to_str().unwrap()),
-        ("COUNTERSIGN_LOG", "info,tower_http=debug"),
+        ("COUNTERSIGN_LOG", "info,countersign_server=debug"),
     ];
     // One hashing worker: eight logins queue behind each other.
     let mut s = Server::start(&data, &["--hash-workers", "1"], &env);
@@ -531,7 +531,7 @@ async fn sigterm_drains_requests_in_flight() {
         })
         .collect();
     for _ in 0..8 {
-        s.wait_for("started processing request");
+        s.wait_for("request started");
     }
     let (status, log) = tokio::task::spawn_blocking(move || s.stop()).await.unwrap();
     for request in requests {

@@ -1,0 +1,250 @@
+//! What every request and response passes through, as one hand-written tower service:
+//! a fresh request id, the request span and access log, the request metrics, and the
+//! security headers.
+//!
+//! These were four layers (`TraceLayer` and three `from_fn` middlewares). Each of those
+//! boxed a future and cloned a boxed service per request, and the metrics call built its
+//! label strings and hashed them into the recorder's registry every time; together they
+//! cost more than a bearer token check. Here they are one unboxed future, and the metric
+//! handles are looked up once per (method, route, status) and kept.
+//!
+//! Nothing from the request but its method and route pattern is logged or used as a label:
+//! no header, cookie, query string or body (they carry credentials), and no raw path in the
+//! metrics (unbounded label values).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use metrics::{Counter, Histogram};
+use tower::{Layer, Service};
+
+use super::pages;
+
+/// The response (and request) header carrying the request id.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request counter, by method, route and status.
+pub const REQUESTS_TOTAL: &str = "countersign_http_requests_total";
+
+/// The request latency histogram, seconds, by method, route and status.
+pub const REQUEST_DURATION: &str = "countersign_http_request_duration_seconds";
+
+/// Install with [`axum::Router::layer`] (it runs after routing, so the route pattern is
+/// known). Clones share one cache of metric handles.
+#[derive(Clone, Debug, Default)]
+pub struct EnvelopeLayer {
+    metrics: Arc<MetricHandles>,
+}
+
+impl<S> Layer<S> for EnvelopeLayer {
+    type Service = Envelope<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Envelope {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+/// The service of [`EnvelopeLayer`].
+#[derive(Clone, Debug)]
+pub struct Envelope<S> {
+    inner: S,
+    metrics: Arc<MetricHandles>,
+}
+
+impl<S> Service<Request> for Envelope<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = EnvelopeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let start = Instant::now();
+        // A client's own `x-request-id` is replaced: it would let anyone write into the logs.
+        let id = countersign::random::token_id();
+        // Invariant: `token_id` is base64url text, always a valid header value.
+        let id = HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("-"));
+        request.headers_mut().insert(REQUEST_ID, id.clone());
+        let method = MethodLabel::of(request.method());
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let span = tracing::info_span!(
+            "request",
+            id = id.to_str().unwrap_or("-"),
+            method = %request.method(),
+            path = %request.uri().path(),
+        );
+        let future = {
+            let _entered = span.enter();
+            tracing::debug!("request started");
+            self.inner.call(request)
+        };
+        EnvelopeFuture {
+            future,
+            state: Some(Pending {
+                start,
+                id,
+                method,
+                route,
+                span,
+                metrics: Arc::clone(&self.metrics),
+            }),
+        }
+    }
+}
+
+/// What the response needs from the request.
+struct Pending {
+    start: Instant,
+    id: HeaderValue,
+    method: MethodLabel,
+    route: Option<MatchedPath>,
+    span: tracing::Span,
+    metrics: Arc<MetricHandles>,
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Envelope`].
+    pub struct EnvelopeFuture<F> {
+        #[pin]
+        future: F,
+        state: Option<Pending>,
+    }
+}
+
+impl<F> Future for EnvelopeFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _entered = this.state.as_ref().map(|s| s.span.enter());
+            ready!(this.future.poll(cx))
+        };
+        let Ok(mut response) = result;
+        if let Some(pending) = this.state.take() {
+            pending.finish(&mut response);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl Pending {
+    fn finish(self, response: &mut Response) {
+        let status = response.status();
+        let elapsed = self.start.elapsed();
+        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let (count, latency) = self.metrics.get(self.method, route, status);
+        count.increment(1);
+        latency.record(elapsed.as_secs_f64());
+
+        let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if status.is_server_error() {
+            tracing::error!(parent: &self.span, status = status.as_u16(), latency_us, "response failed");
+        } else {
+            tracing::info!(parent: &self.span, status = status.as_u16(), latency_us, "response");
+        }
+
+        let headers = response.headers_mut();
+        headers.insert(REQUEST_ID, self.id);
+        security_headers(headers);
+    }
+}
+
+/// Headers on every response.
+///
+/// `Cache-Control: no-store` everywhere (auth answers must never sit in a shared cache);
+/// a content security policy that allows nothing but the pages' own inline style (by
+/// hash) and form posts to this origin; no framing, no sniffing, no referrer to others.
+fn security_headers(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        pages::content_security_policy().clone(),
+    );
+}
+
+/// The method as a metric label: the standard ones by name, anything else as `other`, so
+/// that clients cannot grow the label set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct MethodLabel(&'static str);
+
+impl MethodLabel {
+    fn of(method: &Method) -> Self {
+        Self(match *method {
+            Method::GET => "GET",
+            Method::HEAD => "HEAD",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::DELETE => "DELETE",
+            Method::PATCH => "PATCH",
+            Method::OPTIONS => "OPTIONS",
+            _ => "other",
+        })
+    }
+}
+
+/// The handles of [`REQUESTS_TOTAL`] and [`REQUEST_DURATION`], by (method, status) and then
+/// route pattern, made on first use. The set is bounded: methods are folded into eight
+/// labels and routes are the router's patterns (or `unmatched`).
+#[derive(Debug, Default)]
+struct MetricHandles {
+    #[allow(clippy::type_complexity)]
+    by_key: RwLock<HashMap<(MethodLabel, u16), HashMap<Box<str>, (Counter, Histogram)>>>,
+}
+
+impl MetricHandles {
+    fn get(&self, method: MethodLabel, route: &str, status: StatusCode) -> (Counter, Histogram) {
+        let key = (method, status.as_u16());
+        {
+            // A poisoned lock only means another request panicked mid-insert; the map is
+            // still usable.
+            let map = self.by_key.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(handles) = map.get(&key).and_then(|routes| routes.get(route)) {
+                return handles.clone();
+            }
+        }
+        let labels = [
+            ("method", method.0.to_owned()),
+            ("route", route.to_owned()),
+            ("status", status.as_str().to_owned()),
+        ];
+        let handles = (
+            metrics::counter!(REQUESTS_TOTAL, &labels),
+            metrics::histogram!(REQUEST_DURATION, &labels),
+        );
+        let mut map = self.by_key.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_default()
+            .entry(route.into())
+            .or_insert(handles)
+            .clone()
+    }
+}
