@@ -27,22 +27,30 @@ use crate::session::{CookieSigner, SessionKey, SessionPolicy, SessionRecord, Ses
 use crate::store::{EphemeralStore, StoreError, UserStore};
 use crate::user::{NewUser, Role, User, UserId, Username};
 
-/// Failed-login throttling: fixed windows per account name and per client address.
+/// Throttling, in fixed windows: failed logins per account name and per client address,
+/// and registration attempts per client address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottlePolicy {
     /// Failures per account name per window before 429 (default 5).
     pub per_account: u64,
     /// Failures per client address per window before 429 (default 50).
     pub per_address: u64,
+    /// Registration attempts per client address per window, successful or not, before
+    /// 429 (default 10). See [`Auth::register`].
+    pub registrations_per_address: u64,
     /// Window length, seconds (default 15 min). No lockout outlasts it.
     pub window_secs: i64,
 }
+
+/// The default of [`ThrottlePolicy::registrations_per_address`].
+pub const DEFAULT_REGISTRATIONS_PER_ADDRESS: u64 = 10;
 
 impl Default for ThrottlePolicy {
     fn default() -> Self {
         Self {
             per_account: 5,
             per_address: 50,
+            registrations_per_address: DEFAULT_REGISTRATIONS_PER_ADDRESS,
             window_secs: 15 * 60,
         }
     }
@@ -59,7 +67,7 @@ pub struct AuthConfig {
     pub sessions: SessionPolicy,
     /// Refresh-family lifetimes.
     pub refresh: RefreshPolicy,
-    /// Login throttling.
+    /// Login and registration throttling.
     pub throttle: ThrottlePolicy,
     /// How long hot-path cache entries live (see the module docs). Zero disables it.
     pub cache_ttl: Duration,
@@ -247,6 +255,12 @@ pub enum AccountError {
     /// The username is taken.
     #[error("that username is taken")]
     Taken,
+    /// Too many registration attempts from this client address ([`Auth::register`]).
+    #[error("too many registration attempts; retry in {retry_after}s")]
+    Throttled {
+        /// Seconds until the window ends.
+        retry_after: i64,
+    },
     /// No such user.
     #[error("no such user")]
     NoSuchUser,
@@ -513,6 +527,38 @@ impl Auth {
                 created_at: self.now(),
             })
             .await?)
+    }
+
+    /// Create an account for a visitor (open registration), throttled per client address.
+    ///
+    /// Every attempt counts, whatever its outcome, and the count is taken (atomically)
+    /// before anything else: an attempt over
+    /// [`ThrottlePolicy::registrations_per_address`] is refused before any hashing. Each
+    /// attempt otherwise costs an argon2id hash, and "that username is taken" is an answer
+    /// a registration form cannot avoid giving, so the throttle is what bounds both the
+    /// CPU one address can spend and how fast it can probe for usernames
+    /// (`docs/decisions.md`). Unlike failed logins, no lock is needed: the count is taken
+    /// before the work, so a parallel burst is bounded by the policy too.
+    ///
+    /// # Errors
+    /// [`AccountError::Throttled`], else as [`Auth::create_user`].
+    pub async fn register(
+        &self,
+        username: &str,
+        password: Password,
+        role: Role,
+        address: &str,
+    ) -> Result<User, AccountError> {
+        let now = self.now();
+        let policy = self.config.throttle;
+        let key = throttle_key("reg", address);
+        let (attempts, end) = self.store.hit(&key, policy.window_secs, now).await?;
+        if attempts > policy.registrations_per_address {
+            return Err(AccountError::Throttled {
+                retry_after: (end.secs() - now.secs()).max(1),
+            });
+        }
+        self.create_user(username, password, role).await
     }
 
     /// Change a password and end everything the user was signed in with.
@@ -1572,6 +1618,89 @@ mod tests {
                 .await,
             Err(AccountError::Password(PasswordError::TooShort))
         ));
+    }
+
+    /// An `Auth` like the fixture's, allowing `limit` registrations per address.
+    fn registration_fixture(limit: u64) -> Fixture {
+        let mut f = fixture();
+        let mut config = f.auth.config.clone();
+        config.throttle.registrations_per_address = limit;
+        f.auth = Auth::new(
+            KeyRing::single(f.key.clone()),
+            config,
+            f.store.clone(),
+            f.store.clone(),
+            f.auth.pool.clone(),
+            Arc::new(f.clock.clone()),
+        );
+        f
+    }
+
+    #[tokio::test]
+    async fn registration_is_throttled_per_address_before_hashing() {
+        let f = registration_fixture(3);
+        let reg = |name: &'static str, pw: &'static str, addr: &'static str| {
+            f.auth.register(name, Password::new(pw), Role::user(), addr)
+        };
+        // Every attempt counts: a success, a taken name, a refused password.
+        assert!(reg("alice", PW, "10.3.3.3").await.is_ok());
+        assert!(matches!(
+            reg("alice", PW, "10.3.3.3").await,
+            Err(AccountError::Taken)
+        ));
+        assert!(matches!(
+            reg("bob", "short", "10.3.3.3").await,
+            Err(AccountError::Password(PasswordError::TooShort))
+        ));
+        let hashes = f.auth.pool().hashes();
+        let e = reg("carol", PW, "10.3.3.3").await;
+        let Err(AccountError::Throttled { retry_after }) = e else {
+            panic!("expected throttling, got {e:?}")
+        };
+        assert_eq!(retry_after, 15 * 60);
+        assert_eq!(f.auth.pool().hashes(), hashes, "refused before hashing");
+        assert!(f.store.user_by_name("carol").await.unwrap().is_none());
+        // Another address is not affected; the CLI's create_user is never throttled.
+        assert!(reg("carol", PW, "10.3.3.4").await.is_ok());
+        assert!(
+            f.auth
+                .create_user("dave", Password::new(PW), Role::user())
+                .await
+                .is_ok()
+        );
+        // The window ends.
+        f.clock.advance(15 * 60);
+        assert!(reg("erin", PW, "10.3.3.3").await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_parallel_registration_burst_gets_no_more_hashes_than_the_limit() {
+        let f = registration_fixture(5);
+        let before = f.auth.pool().hashes();
+        let auth = Arc::new(f.auth);
+        let mut burst = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let auth = Arc::clone(&auth);
+            burst.spawn(async move {
+                auth.register(
+                    &format!("user{i}"),
+                    Password::new(PW),
+                    Role::user(),
+                    "10.4.4.4",
+                )
+                .await
+            });
+        }
+        let (mut created, mut throttled) = (0, 0);
+        while let Some(outcome) = burst.join_next().await {
+            match outcome.unwrap() {
+                Ok(_) => created += 1,
+                Err(AccountError::Throttled { .. }) => throttled += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((created, throttled), (5, 11));
+        assert_eq!(auth.pool().hashes() - before, 5);
     }
 
     #[tokio::test]

@@ -350,6 +350,8 @@ struct PoolInner {
     in_flight: AtomicUsize,
     /// Password checks that ran argon2 (the dummy ones included).
     verifications: AtomicU64,
+    /// Passwords hashed (new accounts, changed passwords, rehashes).
+    hashes: AtomicU64,
     limit: usize,
     /// A hash of a random password: unknown users are checked against it so that
     /// "no such user" costs the same as "wrong password".
@@ -382,6 +384,7 @@ impl HashingPool {
                 jobs,
                 in_flight: AtomicUsize::new(0),
                 verifications: AtomicU64::new(0),
+                hashes: AtomicU64::new(0),
                 limit: workers + max_queue,
                 dummy,
             }),
@@ -398,6 +401,12 @@ impl HashingPool {
     /// the reason).
     pub fn verifications(&self) -> u64 {
         self.inner.verifications.load(Ordering::Relaxed)
+    }
+
+    /// How many passwords have been hashed on the pool (for tests that a refused request
+    /// cost no hash).
+    pub fn hashes(&self) -> u64 {
+        self.inner.hashes.load(Ordering::Relaxed)
     }
 
     /// The hasher (for blocking callers such as the CLI).
@@ -434,7 +443,9 @@ impl HashingPool {
     /// # Errors
     /// [`PasswordError::Busy`] when the queue is full, else as [`Hasher::hash`].
     pub async fn hash(&self, password: Password) -> Result<PasswordHash, PasswordError> {
-        self.run(move |h| h.hash(&password)).await?
+        let hash = self.run(move |h| h.hash(&password)).await?;
+        self.inner.hashes.fetch_add(1, Ordering::Relaxed);
+        hash
     }
 
     /// Check a password on the pool. `hash: None` (no such user) checks against the dummy

@@ -148,7 +148,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     async fn issued_before(&self, user: UserId) -> StoreResult<Option<UnixTime>>;
 }
 
-/// Counters for throttling failed logins.
+/// Counters for throttling (failed logins, registration attempts).
 #[async_trait]
 pub trait ThrottleStore: Send + Sync + 'static {
     /// Count one event under `key` in a fixed window of `window_secs` that starts with the

@@ -1175,6 +1175,7 @@ async fn failed_logins_are_throttled_per_address() {
             per_account: 100,
             per_address: 3,
             window_secs: 60,
+            ..ThrottlePolicy::default()
         };
     });
     s.add_user("alice", "user").await;
