@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// [default: closed]
     #[arg(long, value_enum)]
     pub registration: Option<Registration>,
+    /// Registration attempts, successful or not, allowed from one client address per
+    /// 15 minutes before 429 [env: COUNTERSIGN_REGISTRATION_LIMIT] [default: 10]
+    #[arg(long, value_name = "N")]
+    pub registration_limit: Option<u64>,
     /// Log format [env: COUNTERSIGN_LOG_FORMAT] [default: pretty]
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,

@@ -141,6 +141,7 @@ struct FileValues {
     production: Option<bool>,
     insecure_cookies: Option<bool>,
     registration: Option<Registration>,
+    registration_limit: Option<u64>,
     log_format: Option<LogFormat>,
     access_ttl: Option<FileDuration>,
     session_idle: Option<FileDuration>,
@@ -323,6 +324,17 @@ fn file_timeout(t: &FileTimeout) -> Result<Duration, String> {
     match t {
         FileTimeout::Secs(n) => parse_timeout(&n.to_string()),
         FileTimeout::Text(t) => parse_timeout(t),
+    }
+}
+
+/// The largest `--registration-limit`.
+pub const MAX_REGISTRATION_LIMIT: u64 = 1_000_000;
+
+fn registration_limit(n: u64) -> Result<u64, String> {
+    if (1..=MAX_REGISTRATION_LIMIT).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("expected 1 to {MAX_REGISTRATION_LIMIT}, got {n}"))
     }
 }
 
@@ -555,7 +567,8 @@ pub struct ServeConfig {
     pub secret_key_file: Option<PathBuf>,
     /// argon2id cost. Always [`OWASP_PARAMS`] from the command line; tests lower it.
     pub hash_params: HashParams,
-    /// Failed-login throttling.
+    /// Failed-login and registration throttling (`--registration-limit` sets
+    /// `registrations_per_address`; the rest are the engine's defaults).
     pub throttle: ThrottlePolicy,
     /// Largest request body accepted, bytes (413 past it).
     pub max_body_bytes: usize,
@@ -703,6 +716,25 @@ impl ServeConfig {
                 |r| Ok(*r),
             )?
             .unwrap_or(d.registration);
+        let registrations_per_address = match args.registration_limit {
+            Some(n) => registration_limit(n).map_err(|message| SettingsError::Invalid {
+                origin: Origin::Flag("registration-limit"),
+                message,
+            })?,
+            None => l
+                .pick(
+                    (None, "registration-limit"),
+                    "COUNTERSIGN_REGISTRATION_LIMIT",
+                    |s| {
+                        s.parse::<u64>()
+                            .map_err(|_| format!("expected a whole number, got {s:?}"))
+                            .and_then(registration_limit)
+                    },
+                    (v.registration_limit.as_ref(), "registration_limit"),
+                    |n| registration_limit(*n),
+                )?
+                .unwrap_or(d.throttle.registrations_per_address),
+        };
         let log_format = l
             .pick(
                 (args.log_format, "log-format"),
@@ -849,6 +881,10 @@ impl ServeConfig {
             cache_ttl,
             allowed_origins,
             secret_key_file: args.keys.secret_key_file.clone(),
+            throttle: ThrottlePolicy {
+                registrations_per_address,
+                ..d.throttle
+            },
             ..d
         })
     }
@@ -1144,6 +1180,42 @@ mod tests {
         );
         assert!(resolve(&["--allowed-origin", "https://a.example/path"], &[], "").is_err());
         assert!(resolve(&["--allowed-origin", "a.example"], &[], "").is_err());
+    }
+
+    #[test]
+    fn registration_limit_through_the_layers() {
+        let c = resolve(&[], &[], "").unwrap();
+        assert_eq!(c.throttle, ThrottlePolicy::default());
+        assert_eq!(c.throttle.registrations_per_address, 10);
+        let vars = [("COUNTERSIGN_REGISTRATION_LIMIT", "4")];
+        let file = "registration_limit = 5";
+        let c = resolve(&["--registration-limit", "3"], &vars, file).unwrap();
+        assert_eq!(c.throttle.registrations_per_address, 3);
+        assert_eq!(c.auth_config().throttle.registrations_per_address, 3);
+        let c = resolve(&[], &vars, file).unwrap();
+        assert_eq!(c.throttle.registrations_per_address, 4);
+        let c = resolve(&[], &[], file).unwrap();
+        assert_eq!(c.throttle.registrations_per_address, 5);
+        // The other limits keep their defaults.
+        assert_eq!(
+            c.throttle.per_account,
+            ThrottlePolicy::default().per_account
+        );
+
+        let e = resolve(&["--registration-limit", "0"], &[], "").unwrap_err();
+        assert!(e.to_string().starts_with("--registration-limit: "), "{e}");
+        let e = resolve(&[], &[("COUNTERSIGN_REGISTRATION_LIMIT", "many")], "").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("COUNTERSIGN_REGISTRATION_LIMIT: "),
+            "{e}"
+        );
+        let e = resolve(&[], &[], "registration_limit = 0").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/etc/cs/countersign.toml: registration_limit"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -398,7 +398,11 @@ fn register_again(app: &App, status: StatusCode, error: &str, form: &Credentials
 }
 
 /// `POST /register` (only routed when registration is open): creates a `user` account,
-/// logs it in (303 to `/`), or shows the form again with what to fix.
+/// logs it in (303 to `/`), or shows the form again with what to fix. Attempts are
+/// throttled per client address, counted before any hashing ([`Auth::register`]): over the
+/// limit the form comes back with 429 and `Retry-After`.
+///
+/// [`Auth::register`]: countersign::auth::Auth::register
 pub async fn register(
     State(app): State<App>,
     MaybeAuthenticated(current): MaybeAuthenticated,
@@ -417,10 +421,27 @@ pub async fn register(
     let password = std::mem::take(&mut form.password);
     let user = match app
         .engine()
-        .create_user(&form.username, password, Role::user())
+        .register(&form.username, password, Role::user(), &address)
         .await
     {
         Ok(user) => user,
+        Err(AccountError::Throttled { retry_after }) => {
+            let secs = u64::try_from(retry_after.max(1)).unwrap_or(1);
+            tracing::warn!(retry_after = secs, "registration throttled");
+            return with_header(
+                register_again(
+                    &app,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "Too many registration attempts from your network. \
+                         Try again in {secs} seconds."
+                    ),
+                    &form,
+                ),
+                header::RETRY_AFTER,
+                HeaderValue::from(secs),
+            );
+        }
         Err(AccountError::Name(e)) => {
             return register_again(&app, StatusCode::UNPROCESSABLE_ENTITY, &sentence(&e), &form);
         }

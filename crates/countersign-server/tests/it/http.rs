@@ -1423,6 +1423,66 @@ async fn registration_open_creates_and_logs_in() {
 }
 
 #[tokio::test]
+async fn registration_is_throttled_per_address() {
+    let s = Server::with(|c| {
+        c.registration = Registration::Open;
+        c.throttle.registrations_per_address = 3;
+    });
+    let register = |b: &'static str, name: &'static str, password: &'static str| {
+        let s = &s;
+        async move {
+            Browser::from_addr(b)
+                .submit(
+                    s,
+                    "/register",
+                    "/register",
+                    &[("username", name), ("password", password)],
+                )
+                .await
+        }
+    };
+    let user = |name: &'static str| {
+        let s = &s;
+        async move { s.app.engine().users().user_by_name(name).await.unwrap() }
+    };
+    // Every attempt from the address counts, whatever its port and outcome: a success, a
+    // taken name, a refused password.
+    let r = register("192.0.2.70:1001", "fay", PW).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{r:?}");
+    let r = register("192.0.2.70:1002", "fay", PW).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
+    let r = register("192.0.2.70:1003", "gus", "short").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+
+    // The fourth: 429 with Retry-After and the form again, before any hashing.
+    let hashes = s.app.engine().pool().hashes();
+    let r = register("192.0.2.70:1004", "gus", PW).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    let retry: i64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    assert!(r.body.contains("Too many registration attempts"), "{r:?}");
+    assert!(r.body.contains("action=\"/register\""), "{r:?}");
+    assert!(r.body.contains("value=\"gus\""), "{r:?}");
+    assert_eq!(
+        s.app.engine().pool().hashes(),
+        hashes,
+        "no hash was computed"
+    );
+    assert!(user("gus").await.is_none());
+
+    // Another address is not affected.
+    let r = register("192.0.2.71:1001", "gus", PW).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{r:?}");
+    assert!(user("gus").await.is_some());
+    assert_eq!(s.app.engine().pool().hashes(), hashes + 1);
+
+    // When the window ends, the address may register again.
+    s.clock.advance(retry);
+    let r = register("192.0.2.70:1005", "hal", PW).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{r:?}");
+}
+
+#[tokio::test]
 async fn markup_in_input_is_refused_or_escaped() {
     let s = Server::with(|c| c.registration = Registration::Open);
     let mut b = Browser::new();
