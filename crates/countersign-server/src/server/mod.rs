@@ -4,7 +4,7 @@
 //! - [`envelope`]: request ids, access log, request metrics, security headers;
 //! - [`pages`], [`api`], [`ops`]: the handlers;
 //! - [`keys`]: the key ring, with the first-run key file;
-//! - [`telemetry`]: logs and the metrics recorder.
+//! - [`telemetry`]: logs (through [`batch_writer`]) and the metrics recorder.
 //!
 //! [`run`] starts it: keys, stores, router, listener; SIGHUP reloads the key ring without
 //! dropping a request; SIGTERM (or Ctrl-C) stops accepting connections, lets the requests
@@ -26,6 +26,7 @@ use crate::storage::Stores;
 
 pub mod api;
 pub mod app;
+pub mod batch_writer;
 pub mod envelope;
 pub mod keys;
 mod login;

@@ -5,12 +5,10 @@
 //! once, by `serve`, and nowhere else; the router only receives the handle it renders
 //! `/metrics` from. In-process tests install neither, or a recorder of their own.
 
-use std::io::BufWriter;
-
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
+use super::batch_writer::{FlushGuard, batch_writer};
 use crate::cli::LogFormat;
 
 /// The log filter used when `COUNTERSIGN_LOG` is not set.
@@ -21,30 +19,24 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Log lines formatted but not yet written, at most; a request that logs when the writer is
-/// this far behind waits for it (no line is dropped).
-pub const LOG_BUFFER_LINES: usize = 64 * 1024;
-
 /// Install the global log subscriber, writing to stderr in `format`. `filter` is an
 /// `EnvFilter` directive (`info`, `countersign=debug,info`, …); `None` means
 /// [`DEFAULT_FILTER`].
 ///
-/// Lines are formatted on the thread that logs and written by a thread of their own,
-/// through a buffer flushed whenever no line is waiting: the access log costs a request a
-/// channel send, not a system call. Keep the returned guard until the process ends; dropping
-/// it writes what is left.
+/// Lines are formatted on the thread that logs and written in batches by a thread of
+/// their own ([`batch_writer`](super::batch_writer)): the access log costs a request the
+/// formatting of its line, not a system call. Keep the returned guard until the process
+/// ends; dropping it writes what is left.
 ///
 /// # Errors
-/// A filter that does not parse, or a subscriber already installed.
-pub fn init_logging(format: LogFormat, filter: Option<&str>) -> anyhow::Result<WorkerGuard> {
+/// A filter that does not parse, a subscriber already installed, or no thread for the
+/// writer.
+pub fn init_logging(format: LogFormat, filter: Option<&str>) -> anyhow::Result<FlushGuard> {
     let filter = EnvFilter::try_new(filter.unwrap_or(DEFAULT_FILTER))
         .map_err(|e| anyhow::anyhow!("COUNTERSIGN_LOG is not a valid log filter: {e}"))?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_BUFFER_LINES)
-        .thread_name("countersign-log")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    let (writer, guard) = batch_writer(std::io::stderr())
+        .map_err(|e| anyhow::anyhow!("cannot start the log writer: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

@@ -1553,6 +1553,57 @@ async fn health_readiness_metrics() {
 }
 
 #[tokio::test]
+async fn request_metrics_keep_their_label_set_bounded() {
+    let s = Server::new();
+    // An invented method and raw paths must not become label values.
+    let invented = Method::from_bytes(b"PURGE").unwrap();
+    for path in ["/healthz", "/nope-1", "/nope-2"] {
+        let r = s
+            .send(
+                Request::builder()
+                    .method(invented.clone())
+                    .uri(path)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert!(r.status.is_client_error(), "{r:?}");
+    }
+    for _ in 0..3 {
+        s.get("/healthz").await;
+    }
+    let body = s.get("/metrics").await.body;
+    let lines: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("countersign_http_requests_total{"))
+        .collect();
+    assert!(!body.contains("PURGE") && !body.contains("nope"), "{body}");
+    assert!(
+        lines.iter().any(|l| l.contains("method=\"other\"")
+            && l.contains("route=\"/healthz\"")
+            && l.contains("status=\"405\"")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("method=\"other\"")
+            && l.contains("route=\"unmatched\"")
+            && l.contains("status=\"404\"")),
+        "{lines:#?}"
+    );
+    // The counter counts (the recorder is shared by the binary's tests: at least ours).
+    let ok = lines
+        .iter()
+        .find(|l| {
+            l.contains("method=\"GET\"")
+                && l.contains("route=\"/healthz\"")
+                && l.contains("status=\"200\"")
+        })
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let count: f64 = ok.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 3.0, "{ok}");
+}
+
+#[tokio::test]
 async fn readyz_is_503_when_the_store_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let stores = Stores::open(&StorageConfig {
