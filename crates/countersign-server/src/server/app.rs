@@ -2,8 +2,8 @@
 //!
 //! Layers, outermost first: a panic becomes a 500 (never expected; the handlers do not
 //! unwrap); the [envelope](super::envelope) (a fresh request id, the request span and
-//! access log, the request metrics, the security headers with `Cache-Control: no-store` on
-//! every response); a request timeout; the body limit (413). Routes for browsers sit behind
+//! access log, the request metrics, the request timeout, the security headers with
+//! `Cache-Control: no-store` on every response); the body limit (413). Routes for browsers sit behind
 //! the CSRF guard of `countersign-axum`; the token endpoints, which take credentials in
 //! the body and set no cookie, and the operations routes sit outside it.
 
@@ -25,7 +25,6 @@ use countersign::store::{EphemeralStore, UserStore};
 use countersign_axum::{AuthState, CookieConfig, CsrfLayer};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use super::envelope::EnvelopeLayer;
 use super::{api, ops, pages};
@@ -144,11 +143,7 @@ pub fn router(app: App) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(EnvelopeLayer::default())
+        .layer(EnvelopeLayer::new(REQUEST_TIMEOUT))
         .layer(CatchPanicLayer::custom(ops::panic_response))
         .with_state(app)
 }

@@ -1,12 +1,17 @@
 //! What every request and response passes through, as one hand-written tower service:
-//! a fresh request id, the request span and access log, the request metrics, and the
-//! security headers.
+//! a fresh request id, the request span and access log, the request metrics, the request
+//! timeout (408), and the security headers.
 //!
 //! These were four layers (`TraceLayer` and three `from_fn` middlewares). Each of those
 //! boxed a future and cloned a boxed service per request, and the metrics call built its
 //! label strings and hashed them into the recorder's registry every time; together they
 //! cost more than a bearer token check. Here they are one unboxed future, and the metric
 //! handles are looked up once per (method, route, status) and kept.
+//!
+//! The timeout starts a timer only when the route first has to wait: tower-http's
+//! `TimeoutLayer` registered one in the runtime's timer wheel for every request (and polled
+//! it before the route), which cost a cached bearer check a tenth of its time. The deadline
+//! still counts from the request's arrival.
 //!
 //! Nothing from the request but its method and route pattern is logged or used as a label:
 //! no header, cookie, query string or body (they carry credentials), and no raw path in the
@@ -18,14 +23,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use metrics::{Counter, Histogram};
+use tokio::time::Sleep;
 use tower::{Layer, Service};
 
+use super::api::ApiError;
 use super::pages;
 
 /// The response (and request) header carrying the request id.
@@ -39,9 +47,20 @@ pub const REQUEST_DURATION: &str = "countersign_http_request_duration_seconds";
 
 /// Install with [`axum::Router::layer`] (it runs after routing, so the route pattern is
 /// known). Clones share one cache of metric handles.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EnvelopeLayer {
     metrics: Arc<MetricHandles>,
+    timeout: Duration,
+}
+
+impl EnvelopeLayer {
+    /// Requests not answered within `timeout` get 408.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            metrics: Arc::default(),
+            timeout,
+        }
+    }
 }
 
 impl<S> Layer<S> for EnvelopeLayer {
@@ -51,6 +70,7 @@ impl<S> Layer<S> for EnvelopeLayer {
         Envelope {
             inner,
             metrics: Arc::clone(&self.metrics),
+            timeout: self.timeout,
         }
     }
 }
@@ -60,6 +80,7 @@ impl<S> Layer<S> for EnvelopeLayer {
 pub struct Envelope<S> {
     inner: S,
     metrics: Arc<MetricHandles>,
+    timeout: Duration,
 }
 
 impl<S> Service<Request> for Envelope<S>
@@ -96,6 +117,8 @@ where
         };
         EnvelopeFuture {
             future,
+            deadline: start + self.timeout,
+            timer: None,
             state: Some(Pending {
                 start,
                 id,
@@ -123,6 +146,9 @@ pin_project_lite::pin_project! {
     pub struct EnvelopeFuture<F> {
         #[pin]
         future: F,
+        deadline: Instant,
+        // Made on the first wait only (boxed: a `Sleep` is large and rarely needed).
+        timer: Option<Pin<Box<Sleep>>>,
         state: Option<Pending>,
     }
 }
@@ -135,11 +161,27 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = {
+        let polled = {
             let _entered = this.state.as_ref().map(|s| s.span.enter());
-            ready!(this.future.poll(cx))
+            this.future.poll(cx)
         };
-        let Ok(mut response) = result;
+        let mut response = match polled {
+            Poll::Ready(Ok(response)) => response,
+            Poll::Pending => {
+                let deadline = *this.deadline;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+                ready!(timer.as_mut().poll(cx));
+                ApiError {
+                    status: StatusCode::REQUEST_TIMEOUT,
+                    error: "request_timeout",
+                    message: "The request took too long.".into(),
+                    retry_after: None,
+                }
+                .into_response()
+            }
+        };
         if let Some(pending) = this.state.take() {
             pending.finish(&mut response);
         }
@@ -246,5 +288,82 @@ impl MetricHandles {
             .entry(route.into())
             .or_insert(handles)
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn app(timeout: Duration) -> Router {
+        Router::new()
+            .route("/fast", get(|| async { "fast" }))
+            .route(
+                "/wait",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    "waited"
+                }),
+            )
+            .route(
+                "/stuck",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    "never"
+                }),
+            )
+            .layer(EnvelopeLayer::new(timeout))
+    }
+
+    async fn get_status(router: Router, path: &str) -> (StatusCode, HeaderMap, String) {
+        let r = router
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = r.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 16).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_stuck_request_is_answered_408_with_the_envelope_headers() {
+        let started = Instant::now();
+        let (status, headers, body) = get_status(app(Duration::from_millis(100)), "/stuck").await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert!(body.contains("\"request_timeout\""), "{body}");
+        assert!(headers.contains_key(REQUEST_ID));
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        // Counted from the request's arrival, and not much later.
+        assert!(started.elapsed() >= Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn requests_within_the_deadline_are_answered_whether_or_not_they_wait() {
+        let router = app(Duration::from_secs(5));
+        let (status, headers, body) = get_status(router.clone(), "/fast").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "fast"));
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+        let (status, _, body) = get_status(router, "/wait").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "waited"));
+    }
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        assert_eq!(MethodLabel::of(&Method::GET).0, "GET");
+        assert_eq!(
+            MethodLabel::of(&Method::from_bytes(b"PURGE").unwrap()).0,
+            "other"
+        );
     }
 }
