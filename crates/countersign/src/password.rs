@@ -648,7 +648,10 @@ mod tests {
             .await
             .unwrap();
         // SCHED_IDLE (5), or, where the kernel refuses it, SCHED_OTHER at nice 19.
-        assert!(policy == 5 || (policy == 0 && nice == 19), "policy {policy}, nice {nice}");
+        assert!(
+            policy == 5 || (policy == 0 && nice == 19),
+            "policy {policy}, nice {nice}"
+        );
         let name = pool
             .run(|_| std::thread::current().name().map(str::to_owned))
             .await
