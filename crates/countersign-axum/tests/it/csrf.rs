@@ -491,3 +491,49 @@ async fn a_handler_setting_a_new_session_is_not_undone() {
     assert_eq!(cookies.len(), 1, "{cookies:?}");
     assert!(cookies[0].contains("Max-Age=43200"), "{cookies:?}");
 }
+
+#[tokio::test]
+async fn skipped_routes_and_unmatched_requests_pass_the_others_are_checked() {
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::routing::post;
+    use countersign_axum::CsrfLayer;
+
+    let fx = fixture().await;
+    let routes = || {
+        Router::new()
+            .route("/token", post(|| async { "token" }))
+            .route("/items/{id}", post(|| async { "item" }))
+            .fallback(|| async { (http::StatusCode::NOT_FOUND, "none") })
+    };
+    let skipping = routes().layer(
+        CsrfLayer::new(Arc::clone(&fx.state))
+            .skip_routes(["/token"])
+            .skip_unmatched(),
+    );
+    let strict = routes().layer(CsrfLayer::new(Arc::clone(&fx.state)));
+    // A cross-site POST with no token: only the skipped route and, with
+    // `skip_unmatched`, the fallback are reached.
+    let cross_site = |uri: &str| {
+        post_req(uri)
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let r = call(&skipping, cross_site("/token")).await;
+    assert_eq!((r.status, r.body.as_str()), (http::StatusCode::OK, "token"));
+    // The pattern is matched, not a prefix of the path, and a parameter route is checked.
+    assert_eq!(
+        call(&skipping, cross_site("/token/x")).await.status,
+        http::StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&skipping, cross_site("/items/1")).await.status,
+        http::StatusCode::FORBIDDEN
+    );
+    for uri in ["/token", "/items/1", "/nowhere"] {
+        let r = call(&strict, cross_site(uri)).await;
+        assert_eq!(r.status, http::StatusCode::FORBIDDEN, "{uri}: {r:?}");
+    }
+}

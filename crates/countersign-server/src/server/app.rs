@@ -3,9 +3,9 @@
 //! Layers, outermost first: a panic becomes a 500 (never expected; the handlers do not
 //! unwrap); the [envelope](super::envelope) (a fresh request id, the request span and
 //! access log, the request metrics, the request timeout, the security headers with
-//! `Cache-Control: no-store` on every response); the body limit (413). Routes for browsers sit behind
-//! the CSRF guard of `countersign-axum`; the token endpoints, which take credentials in
-//! the body and set no cookie, and the operations routes sit outside it.
+//! `Cache-Control: no-store` on every response); the body limit (413); the CSRF guard of
+//! `countersign-axum`, which every route passes except the token endpoints (credentials in
+//! the body, no cookie set), the operations routes and unknown routes (`UNGUARDED`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,6 +110,17 @@ impl App {
     }
 }
 
+/// The routes of `router`'s `open` group, which the CSRF guard leaves alone.
+const UNGUARDED: [&str; 7] = [
+    "/api/token",
+    "/api/token/refresh",
+    "/api/token/revoke",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+];
+
 /// The whole router, ready to serve.
 pub fn router(app: App) -> Router {
     let mut browser = Router::new()
@@ -128,7 +139,8 @@ pub fn router(app: App) -> Router {
     if app.registration_open() {
         browser = browser.route("/register", get(pages::register_form).post(pages::register));
     }
-    let browser = browser.layer(CsrfLayer::new(Arc::clone(&app.auth)));
+    // Routes outside the CSRF guard: the token endpoints take credentials in the body and
+    // set no cookie; the operations routes change nothing. Every other route is guarded.
     let open = Router::new()
         .route("/api/token", post(api::token))
         .route("/api/token/refresh", post(api::refresh))
@@ -138,18 +150,22 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi));
     let max_body = app.site.max_body_bytes;
+    let csrf = CsrfLayer::new(Arc::clone(&app.auth))
+        .skip_routes(UNGUARDED)
+        .skip_unmatched();
     Router::new()
         .merge(browser)
         .merge(open)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        // One `layer` call for the three: axum boxes each layer it is given around every
+        // One `layer` call for all four: axum boxes each layer it is given around every
         // route, and each box costs a request an allocation and a clone.
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(ops::panic_response))
                 .layer(EnvelopeLayer::new(REQUEST_TIMEOUT))
-                .layer(DefaultBodyLimit::max(max_body)),
+                .layer(DefaultBodyLimit::max(max_body))
+                .layer(csrf),
         )
         .with_state(app)
 }

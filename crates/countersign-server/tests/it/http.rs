@@ -1626,6 +1626,16 @@ async fn unknown_routes_are_json_404() {
     let s = Server::new();
     let r = s.get("/nope").await;
     assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "not_found"));
+    // Not a CSRF refusal either: an unknown route changes nothing, whatever the method.
+    let r = s
+        .send(
+            Request::post("/nope")
+                .header("sec-fetch-site", "cross-site")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "not_found"));
     assert_no_store(&r);
     assert!(r.header("x-request-id").is_some_and(|id| !id.is_empty()));
     // A client's request id is not echoed into our logs or answers.
