@@ -194,9 +194,8 @@ impl Pending {
         let status = response.status();
         let elapsed = self.start.elapsed();
         let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-        let (count, latency) = self.metrics.get(self.method, route, status);
-        count.increment(1);
-        latency.record(elapsed.as_secs_f64());
+        self.metrics
+            .record(self.method, route, status, elapsed.as_secs_f64());
 
         let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         if status.is_server_error() {
@@ -263,14 +262,21 @@ struct MetricHandles {
 }
 
 impl MetricHandles {
-    fn get(&self, method: MethodLabel, route: &str, status: StatusCode) -> (Counter, Histogram) {
+    /// Count one request and record its latency, through the kept handles (made on first
+    /// use). The handles are used in place, not cloned: a clone is a shared reference count
+    /// that every core would write on every request.
+    fn record(&self, method: MethodLabel, route: &str, status: StatusCode, seconds: f64) {
         let key = (method, status.as_u16());
+        let record = |(count, latency): &(Counter, Histogram)| {
+            count.increment(1);
+            latency.record(seconds);
+        };
         {
             // A poisoned lock only means another request panicked mid-insert; the map is
             // still usable.
             let map = self.by_key.read().unwrap_or_else(|e| e.into_inner());
             if let Some(handles) = map.get(&key).and_then(|routes| routes.get(route)) {
-                return handles.clone();
+                return record(handles);
             }
         }
         let labels = [
@@ -278,16 +284,18 @@ impl MetricHandles {
             ("route", route.to_owned()),
             ("status", status.as_str().to_owned()),
         ];
-        let handles = (
-            metrics::counter!(REQUESTS_TOTAL, &labels),
-            metrics::histogram!(REQUEST_DURATION, &labels),
-        );
         let mut map = self.by_key.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(key)
+        let handles = map
+            .entry(key)
             .or_default()
             .entry(route.into())
-            .or_insert(handles)
-            .clone()
+            .or_insert_with(|| {
+                (
+                    metrics::counter!(REQUESTS_TOTAL, &labels),
+                    metrics::histogram!(REQUEST_DURATION, &labels),
+                )
+            });
+        record(handles);
     }
 }
 
