@@ -1,10 +1,11 @@
 //! Redis URLs without their secrets.
 
-/// `url` with its password (and the `pass`/`password` query parameters of `unix://` URLs)
-/// replaced by `[redacted]`, safe to log or show in an error.
+/// `url` with its password, and any query parameter that may hold a secret (`pass`, …),
+/// replaced by `[redacted]`, safe to log or show in an error: the engine's
+/// [`redacted_url`](countersign::redact::redacted_url), which every store crate shares.
 ///
-/// A value that does not parse as a URL is redacted whole past the scheme, since where its
-/// secret starts cannot be known.
+/// A Redis URL always has a scheme; a value without `://` is not one, and where its
+/// secret starts cannot be known, so it is redacted whole.
 ///
 /// # Examples
 /// ```
@@ -17,39 +18,9 @@
 /// assert!(!redact_url("unix:///run/redis.sock?pass=hunter2").contains("hunter2"));
 /// ```
 pub fn redact_url(url: &str) -> String {
-    const REDACTED: &str = "[redacted]";
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        return match url.split_once("://") {
-            Some((scheme, _))
-                if scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-            {
-                format!("{scheme}://{REDACTED}")
-            }
-            _ => REDACTED.to_owned(),
-        };
-    };
-    if parsed.password().is_some() && parsed.set_password(Some(REDACTED)).is_err() {
-        return REDACTED.to_owned();
+    if url.contains("://") {
+        countersign::redact::redacted_url(url)
+    } else {
+        "[redacted]".to_owned()
     }
-    if parsed.query().is_some() {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| {
-                let secret = matches!(k.as_ref(), "pass" | "password");
-                (
-                    k.into_owned(),
-                    if secret {
-                        REDACTED.to_owned()
-                    } else {
-                        v.into_owned()
-                    },
-                )
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    // `set_password` percent-encodes the brackets; keep the marker readable.
-    parsed.as_str().replace("%5Bredacted%5D", REDACTED)
 }

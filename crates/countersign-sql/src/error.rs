@@ -16,6 +16,16 @@ pub enum SqlError {
         /// The URL, redacted.
         url: String,
     },
+    /// A PostgreSQL URL with a query parameter that may hold a secret and that the driver
+    /// would not use (it would log its value): only `password` is taken.
+    #[error(
+        "database URL {url} has a secret-looking parameter other than `password`; put the \
+         password in the user info or `password=`"
+    )]
+    SecretParameter {
+        /// The URL, redacted.
+        url: String,
+    },
     /// A URL the driver could not parse.
     #[error("invalid database URL {url}")]
     InvalidUrl {

@@ -62,8 +62,8 @@ mod sql;
 mod sqlite;
 mod store_impl;
 mod sweep;
-mod url;
 
+pub use countersign::redact::redacted_url;
 pub use error::SqlError;
 pub use postgres::PgStore;
 pub use sqlite::{DB_FILE, SqliteStore};
@@ -73,7 +73,6 @@ pub use store_impl::SweepReport;
 pub use sweep::spawn_sweeper;
 #[doc(hidden)]
 pub use sweep::spawn_sweeper_reporting;
-pub use url::redacted_url;
 
 /// Connection pool settings. The defaults suit one server on a small machine.
 #[derive(Clone, Debug)]

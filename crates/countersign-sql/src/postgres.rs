@@ -12,6 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Transaction};
 
 use crate::migrate::{Dialect, migrator};
+use countersign::redact::is_secret_param;
+
 use crate::{PoolOptions, SqlError, redacted_url};
 
 type Db = Postgres;
@@ -37,6 +39,17 @@ impl PgStore {
     /// or refuses the login.
     pub async fn connect(url: &str, opts: &PoolOptions) -> Result<Self, SqlError> {
         let shown = redacted_url(url);
+        // sqlx logs the value of every query parameter it does not know, in clear: a URL
+        // with `sslpassword=…`, or a misspelt `passwd=…`, would put a secret in the log.
+        // `password` is the one such parameter sqlx takes.
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        if query
+            .split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .any(|name| is_secret_param(name) && name != "password")
+        {
+            return Err(SqlError::SecretParameter { url: shown });
+        }
         let options = PgConnectOptions::from_str(url).map_err(|source| SqlError::InvalidUrl {
             url: shown.clone(),
             source,

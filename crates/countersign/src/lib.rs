@@ -7,7 +7,8 @@
 //! - [`user`], [`password`]: accounts, argon2id on a bounded pool.
 //! - [`session`], [`refresh`]: server-side sessions and refresh-token families.
 //! - [`auth`]: the service a web layer calls (login, sessions, tokens, revocation).
-//! - [`store`]: the storage traits; [`memory`] implements them in process.
+//! - [`store`]: the storage traits; [`memory`] implements them in process; [`redact`]: store
+//!   URLs without their secrets.
 //!
 //! No HTTP and no database driver live here: the web and storage crates depend on this
 //! one, never the reverse.
@@ -23,6 +24,7 @@ pub mod keys;
 pub mod memory;
 pub mod password;
 pub mod random;
+pub mod redact;
 pub mod refresh;
 pub mod session;
 pub mod store;

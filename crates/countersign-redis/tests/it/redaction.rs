@@ -38,8 +38,13 @@ fn urls_are_redacted() {
             "unix:///run/redis.sock?db=2&pass=hunter2-s3cr3t",
             "unix:///run/redis.sock?db=2&pass=[redacted]",
         ),
-        // Not a URL: everything after the scheme may be secret.
-        ("redis://:hunter2-s3cr3t@[::1", "redis://[redacted]"),
+        // Not a well-formed URL: everything before the last `@` may be secret.
+        ("redis://:hunter2-s3cr3t@[::1", "redis://:[redacted]@[::1"),
+        // A password with an unescaped `/`: a URL parser takes it for a port and a path.
+        (
+            "redis://:1234/hunter2-s3cr3t@cache",
+            "redis://:[redacted]@cache",
+        ),
         ("hunter2-s3cr3t", "[redacted]"),
     ] {
         let got = redact_url(url);

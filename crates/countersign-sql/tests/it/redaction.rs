@@ -68,3 +68,31 @@ async fn unsupported_scheme() {
     assert!(matches!(e, SqlError::UnsupportedUrl { .. }), "{e:?}");
     assert_hidden(&e);
 }
+
+/// sqlx logs unknown query parameters with their values: a secret-looking one other than
+/// `password` is refused before the driver sees the URL.
+#[tokio::test]
+async fn secret_parameters_the_driver_would_log_are_refused() {
+    for url in [
+        "postgres://user@127.0.0.1:1/db?sslpassword=hunter2",
+        "postgres://user@127.0.0.1:1/db?sslmode=disable&passwrd=hunter2",
+        "postgres://user@127.0.0.1:1/db?auth_token=hunter2",
+    ] {
+        let e = connect(url, &PoolOptions::default()).await.unwrap_err();
+        assert!(
+            matches!(e, SqlError::SecretParameter { .. }),
+            "{url}: {e:?}"
+        );
+        assert!(e.to_string().contains("[redacted]"), "{e}");
+        assert_hidden(&e);
+    }
+    // `password=` is the driver's own: it gets as far as connecting.
+    let e = connect(
+        "postgres://user@127.0.0.1:1/db?password=hunter2",
+        &PoolOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, SqlError::Connect { .. }), "{e:?}");
+    assert_hidden(&e);
+}

@@ -1,4 +1,5 @@
-//! Database URLs as they may be shown: in logs, errors, `Display` and `Debug`.
+//! Store URLs (SQLite, PostgreSQL, Redis) as they may be shown: in logs, errors, `Display`
+//! and `Debug`. One redactor for every store crate, so they hide the same things.
 
 /// What a removed secret is replaced by.
 const REDACTED: &str = "[redacted]";
@@ -14,7 +15,7 @@ const REDACTED: &str = "[redacted]";
 ///
 /// # Examples
 /// ```
-/// use countersign_sql::redacted_url;
+/// use countersign::redact::redacted_url;
 /// assert_eq!(
 ///     redacted_url("postgres://app:hunter2@db.internal:5432/auth"),
 ///     "postgres://app:[redacted]@db.internal:5432/auth"
@@ -71,7 +72,9 @@ fn push_param(out: &mut String, part: &str) {
     }
 }
 
-fn is_secret_param(name: &str) -> bool {
+/// Whether a URL query parameter's name says it may hold a secret (`pass`, `secret` or
+/// `token` in it, any case).
+pub fn is_secret_param(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     ["pass", "secret", "token"].iter().any(|s| name.contains(s))
 }
