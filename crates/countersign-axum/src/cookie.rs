@@ -115,7 +115,11 @@ fn set_cookie(config: &CookieConfig, name: &str, value: &str, max_age: Option<i6
     out.push_str("; SameSite=Lax");
     // Invariant: names are our constants and the value was filtered to cookie-octets, so
     // every byte is visible ASCII or a space, which a header value accepts.
-    HeaderValue::try_from(out).expect("cookie octets are valid header bytes")
+    let mut value = HeaderValue::try_from(out).expect("cookie octets are valid header bytes");
+    // A session id or CSRF token: `Debug` of the value (and of anything holding it, such
+    // as `SignedIn`) prints `Sensitive`, never the cookie.
+    value.set_sensitive(true);
+    value
 }
 
 /// The value of the first cookie called `name` in the request's `Cookie` headers.

@@ -67,3 +67,11 @@ async fn sign_out_deletes_the_record_so_a_copied_cookie_is_refused() {
     // Signing out without a session still clears the cookie.
     assert!(sign_out(&fx.state, None).await.is_ok());
 }
+
+#[test]
+fn cookie_values_print_as_sensitive() {
+    let config = countersign_axum::CookieConfig { secure: true };
+    let value = config.clear_session_cookie();
+    assert!(value.is_sensitive());
+    assert_eq!(format!("{value:?}"), "Sensitive");
+}
