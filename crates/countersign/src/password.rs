@@ -347,7 +347,7 @@ struct PoolInner {
     /// Jobs for the workers; dropping it (with the last pool handle) stops them.
     jobs: std::sync::mpsc::Sender<Job>,
     /// Jobs running or waiting.
-    in_flight: AtomicUsize,
+    in_flight: Arc<AtomicUsize>,
     /// Password checks that ran argon2 (the dummy ones included).
     verifications: AtomicU64,
     /// Passwords hashed (new accounts, changed passwords, rehashes).
@@ -382,7 +382,7 @@ impl HashingPool {
             inner: Arc::new(PoolInner {
                 hasher,
                 jobs,
-                in_flight: AtomicUsize::new(0),
+                in_flight: Arc::new(AtomicUsize::new(0)),
                 verifications: AtomicU64::new(0),
                 hashes: AtomicU64::new(0),
                 limit: workers + max_queue,
@@ -423,11 +423,22 @@ impl HashingPool {
             inner.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(PasswordError::Busy);
         }
-        let _slot = SlotGuard(&inner.in_flight);
+        // The slot is the job's, not the caller's: it is freed when the job has run (or
+        // was skipped, or never queued), so a cancelled request cannot free its slot while
+        // its argon2 work still waits in the queue.
+        let slot = SlotGuard(Arc::clone(&inner.in_flight));
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |hasher| {
-            // The caller may have gone away (request cancelled): nothing to tell then.
-            let _ = done.send(job(hasher));
+            // The caller went away (request cancelled): no one wants the answer, skip the
+            // work.
+            if done.is_closed() {
+                return;
+            }
+            let value = job(hasher);
+            // Free the slot before answering, so a caller that has its answer never sees
+            // its own job still counted.
+            drop(slot);
+            let _ = done.send(value);
         });
         inner
             .jobs
@@ -508,9 +519,9 @@ fn worker(queue: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>, hasher: &Has
     }
 }
 
-struct SlotGuard<'a>(&'a AtomicUsize);
+struct SlotGuard(Arc<AtomicUsize>);
 
-impl Drop for SlotGuard<'_> {
+impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -628,6 +639,44 @@ mod tests {
         );
         assert!(first.await.unwrap().is_ok());
         assert_eq!(slow.depth(), 0);
+    }
+
+    /// A request cancelled while its job waits in the queue keeps its slot until a worker
+    /// reaches the job, and the worker then skips it: reconnecting clients cannot queue
+    /// argon2 work past the pool's limit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_request_holds_its_slot_and_its_job_is_skipped() {
+        use std::sync::atomic::AtomicBool;
+        use std::time::Duration;
+
+        async fn until(what: impl Fn() -> bool) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !what() {
+                assert!(std::time::Instant::now() < deadline, "timed out");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        let pool = HashingPool::new(Hasher::new(FAST).unwrap(), 1, 4).unwrap();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move |_| wait.recv().is_ok()).await }
+        });
+        until(|| pool.depth() == 1).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let queued = tokio::spawn({
+            let (pool, ran) = (pool.clone(), Arc::clone(&ran));
+            async move { pool.run(move |_| ran.store(true, Ordering::SeqCst)).await }
+        });
+        until(|| pool.depth() == 2).await;
+        queued.abort();
+        assert!(queued.await.unwrap_err().is_cancelled());
+        assert_eq!(pool.depth(), 2, "the queued job still holds its slot");
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        until(|| pool.depth() == 0).await;
+        assert!(!ran.load(Ordering::SeqCst), "the cancelled job was run");
     }
 
     /// The workers run at the lowest priority, so hashing takes only CPU the request
