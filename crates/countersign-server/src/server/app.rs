@@ -5,7 +5,7 @@
 //! access log, the request metrics, the request timeout, the security headers with
 //! `Cache-Control: no-store` on every response); the body limit (413); the CSRF guard of
 //! `countersign-axum`, which every route passes except the token endpoints (credentials in
-//! the body, no cookie set), the operations routes and unknown routes (`UNGUARDED`).
+//! the body, no cookie set), the operations routes and unknown routes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use countersign::auth::{Auth, AuthConfig};
 use countersign::clock::Clock;
 use countersign::keys::KeyRing;
@@ -110,17 +110,6 @@ impl App {
     }
 }
 
-/// The routes of `router`'s `open` group, which the CSRF guard leaves alone.
-const UNGUARDED: [&str; 7] = [
-    "/api/token",
-    "/api/token/refresh",
-    "/api/token/revoke",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/openapi.json",
-];
-
 /// The whole router, ready to serve.
 pub fn router(app: App) -> Router {
     let mut browser = Router::new()
@@ -141,17 +130,24 @@ pub fn router(app: App) -> Router {
     }
     // Routes outside the CSRF guard: the token endpoints take credentials in the body and
     // set no cookie; the operations routes change nothing. Every other route is guarded.
-    let open = Router::new()
-        .route("/api/token", post(api::token))
-        .route("/api/token/refresh", post(api::refresh))
-        .route("/api/token/revoke", post(api::revoke))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi));
+    let unguarded: [(&str, MethodRouter<App>); 7] = [
+        ("/api/token", post(api::token)),
+        ("/api/token/refresh", post(api::refresh)),
+        ("/api/token/revoke", post(api::revoke)),
+        ("/healthz", get(ops::healthz)),
+        ("/readyz", get(ops::readyz)),
+        ("/metrics", get(ops::metrics)),
+        ("/openapi.json", get(ops::openapi)),
+    ];
+    let skipped: Vec<&str> = unguarded.iter().map(|(path, _)| *path).collect();
+    let open = unguarded
+        .into_iter()
+        .fold(Router::new(), |router, (path, route)| {
+            router.route(path, route)
+        });
     let max_body = app.site.max_body_bytes;
     let csrf = CsrfLayer::new(Arc::clone(&app.auth))
-        .skip_routes(UNGUARDED)
+        .skip_routes(skipped)
         .skip_unmatched();
     Router::new()
         .merge(browser)
