@@ -1,20 +1,54 @@
-//! Cross-site request forgery defence (DESIGN.md, "Sessions" → CSRF).
+//! Cross-site request forgery defence.
 //!
 //! Two independent checks guard every state-changing request that a browser could send
-//! with ambient credentials:
+//! with ambient credentials (a session cookie, or the pre-session cookie of a login form):
 //!
-//! 1. Where the request came from: `Sec-Fetch-Site`, when sent, must be `same-origin` or
-//!    `none` (typed into the address bar); `Origin`, when sent, must be this server's own
-//!    origin or one of [`AuthState::allowed_origins`].
-//! 2. A synchronizer token the attacker cannot read: the `X-CSRF-Token` header or, in an
-//!    `application/x-www-form-urlencoded` body, the `csrf_token` field. With a live
+//! 1. **Where the request came from**, decided by the browser's most reliable signal.
+//!    `Sec-Fetch-Site` is set by every current browser and cannot be set by a page, so
+//!    when it is present it decides; `Origin` is compared only when it is absent (older
+//!    browsers, and non-browser clients, which carry no ambient credentials anyway).
+//! 2. **A synchronizer token** the attacker cannot read: the `X-CSRF-Token` header or, in
+//!    an `application/x-www-form-urlencoded` body, the `csrf_token` field. With a live
 //!    session it must be the session's token ([`csrf_token_for`](crate::csrf_token_for));
 //!    without one (login and registration forms, against login CSRF) it must match the
-//!    signed pre-session cookie set by [`issue_pre_session_csrf`].
+//!    signed pre-session cookie set by [`issue_pre_session_csrf`]. The token is required
+//!    in every row of the table below: passing the origin check is never enough.
+//!
+//! The origin check, row by row (each row has a unit test):
+//!
+//! | `Sec-Fetch-Site` | `Origin` | verdict |
+//! |---|---|---|
+//! | `same-origin` | anything, `null` included | pass |
+//! | `none` (the user typed the address or used a bookmark) | anything | pass |
+//! | `same-site` | one of [`AuthState::allowed_origins`] | pass |
+//! | `same-site` | absent, `null` or any other origin | refuse |
+//! | `cross-site` | anything | refuse |
+//! | any other value, or several `Sec-Fetch-Site` headers | anything | refuse |
+//! | absent | absent | pass (no browser sent it) |
+//! | absent | `null` | refuse (sandboxed frames, `data:` pages) |
+//! | absent | the request's own origin, or one of [`AuthState::allowed_origins`] | pass |
+//! | absent | any other origin, several `Origin` headers, not text | refuse |
+//!
+//! Why `Origin: null` passes with `Sec-Fetch-Site: same-origin`: under
+//! `Referrer-Policy: no-referrer` the Fetch standard has the browser send `Origin: null`
+//! on every form post, same-origin ones included, and `no-referrer` is a policy security
+//! guides recommend. A page of another origin cannot make the browser say `same-origin`.
+//!
+//! The request's own origin is the scheme and host the request arrived on: the `Host`
+//! header and the connection's scheme (`http`, unless the request URI carries one), or
+//! what a trusted proxy reports in `Forwarded` / `X-Forwarded-Proto` / `-Host` (see
+//! [`Origin`](crate::Origin) and [`AuthState::trusted_proxies`]). It does not depend on
+//! the cookie settings: a server with `Secure` cookies reached at `http://127.0.0.1:8080`
+//! is at that origin, and a browser there says so.
 //!
 //! Safe methods (`GET`, `HEAD`, `OPTIONS`) and requests with `Authorization: Bearer` are
 //! exempt: a browser never attaches a bearer token on its own, and a cross-site page
 //! cannot add one without a CORS preflight.
+//!
+//! A refusal is answered as the client can read it: a short HTML page for a browser (its
+//! `Accept` names `text/html`), the JSON [`AuthRejection`] otherwise; an application can
+//! render its own page instead with [`CsrfLayer::on_rejection`] (re-showing a login form
+//! with a fresh token, say).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,7 +58,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use countersign::auth::Auth;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, header};
@@ -85,10 +119,23 @@ pub const FORM_LIMIT: usize = 64 * 1024;
 ///         .with_state(state)
 /// }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CsrfLayer {
     state: Arc<AuthState>,
     skip: Arc<Skip>,
+    on_rejection: Option<RejectionPage>,
+}
+
+/// An application's own answer to a refused request: see [`CsrfLayer::on_rejection`].
+pub type RejectionPage = Arc<dyn Fn(&Parts, &AuthRejection) -> Option<Response> + Send + Sync>;
+
+impl std::fmt::Debug for CsrfLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsrfLayer")
+            .field("skip", &self.skip)
+            .field("on_rejection", &self.on_rejection.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Requests the guard leaves alone.
@@ -115,7 +162,38 @@ impl CsrfLayer {
         Self {
             state,
             skip: Arc::default(),
+            on_rejection: None,
         }
+    }
+
+    /// Answer refused requests with the application's own response where `page` gives
+    /// one: it gets the request's head and the rejection, and returns `None` to leave the
+    /// answer to the layer (an HTML page for a browser, JSON otherwise).
+    ///
+    /// A login form refused for an expired token is best answered with the form again,
+    /// a fresh token, the same status and a sentence saying what happened.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// use axum::response::{Html, IntoResponse};
+    /// use countersign_axum::{AuthRejection, AuthState, CsrfLayer};
+    ///
+    /// fn layer(state: Arc<AuthState>) -> CsrfLayer {
+    ///     CsrfLayer::new(state).on_rejection(|parts, rejection| {
+    ///         (parts.uri.path() == "/login").then(|| {
+    ///             (rejection.status(), Html("<p>The form expired: try again.</p>")).into_response()
+    ///         })
+    ///     })
+    /// }
+    /// ```
+    #[must_use]
+    pub fn on_rejection<F>(mut self, page: F) -> Self
+    where
+        F: Fn(&Parts, &AuthRejection) -> Option<Response> + Send + Sync + 'static,
+    {
+        self.on_rejection = Some(Arc::new(page));
+        self
     }
 
     /// Leave requests to these routes (their patterns, as given to `Router::route`)
@@ -154,16 +232,26 @@ impl<S> Layer<S> for CsrfLayer {
             inner,
             state: Arc::clone(&self.state),
             skip: Arc::clone(&self.skip),
+            on_rejection: self.on_rejection.clone(),
         }
     }
 }
 
 /// The service of [`CsrfLayer`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CsrfGuard<S> {
     inner: S,
     state: Arc<AuthState>,
     skip: Arc<Skip>,
+    on_rejection: Option<RejectionPage>,
+}
+
+impl<S> std::fmt::Debug for CsrfGuard<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsrfGuard")
+            .field("skip", &self.skip)
+            .finish_non_exhaustive()
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -239,10 +327,19 @@ where
         let ready = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, ready);
         let state = Arc::clone(&self.state);
+        let on_rejection = self.on_rejection.clone();
         CsrfFuture {
             inner: Either::Checked {
                 future: Box::pin(async move {
-                    guard(&state, request, exempt, session_cookie, inner).await
+                    guard(
+                        &state,
+                        request,
+                        exempt,
+                        session_cookie,
+                        on_rejection.as_ref(),
+                        inner,
+                    )
+                    .await
                 }),
             },
         }
@@ -255,6 +352,7 @@ async fn guard<S>(
     request: Request,
     exempt: bool,
     session_cookie: bool,
+    on_rejection: Option<&RejectionPage>,
     mut inner: S,
 ) -> Response
 where
@@ -266,12 +364,12 @@ where
         parts.extensions.insert(stale.clone());
     }
     let outcome = if is_safe(&parts.method) || exempt {
-        Ok(Request::from_parts(parts, body))
+        Ok(body)
     } else {
-        check(state, parts, body, stale.as_ref()).await
+        check(state, &mut parts, body, stale.as_ref()).await
     };
     let mut response = match outcome {
-        Ok(request) => match inner.call(request).await {
+        Ok(body) => match inner.call(Request::from_parts(parts, body)).await {
             Ok(response) => response,
             Err(never) => match never {},
         },
@@ -280,7 +378,9 @@ where
                 // Unavailable was counted where the store failed.
                 rejection.count();
             }
-            rejection.into_response()
+            on_rejection
+                .and_then(|page| page(&parts, &rejection))
+                .unwrap_or_else(|| rejection.respond_to(&parts))
         }
     };
     if let Some(stale) = stale
@@ -318,6 +418,44 @@ pub fn issue_pre_session_csrf(state: &AuthState) -> (HeaderValue, String) {
     (state.cookies.csrf_cookie(&cookie), token)
 }
 
+/// The CSRF pair for a form shown before there is a session, keeping the one the browser
+/// already holds: when the request carries a good, unexpired pre-session cookie, its token
+/// and no `Set-Cookie` (`None`); otherwise a new pair, as [`issue_pre_session_csrf`].
+///
+/// Use it for every view of a login form: a page that replaced the cookie on each view
+/// would break the form in another tab (or one shown before a background request the
+/// browser made). The cookie is replaced at sign-in and sign-out, and when it expires.
+///
+/// # Examples
+/// ```no_run
+/// use axum::response::{Html, IntoResponse, Response};
+/// use countersign_axum::{AuthState, pre_session_csrf};
+/// use http::{HeaderMap, header::SET_COOKIE};
+///
+/// fn login_form(state: &AuthState, headers: &HeaderMap) -> Response {
+///     let (cookie, token) = pre_session_csrf(state, headers);
+///     let mut page = Html(format!(
+///         r#"<form method="post"><input type="hidden" name="csrf_token" value="{token}"></form>"#
+///     ))
+///     .into_response();
+///     if let Some(cookie) = cookie {
+///         page.headers_mut().append(SET_COOKIE, cookie);
+///     }
+///     page
+/// }
+/// ```
+pub fn pre_session_csrf(state: &AuthState, headers: &HeaderMap) -> (Option<HeaderValue>, String) {
+    let kept = read_cookie(headers, state.cookies.csrf_name())
+        .and_then(|cookie| state.auth.pre_session_csrf_token(cookie));
+    match kept {
+        Some(token) => (None, token.to_owned()),
+        None => {
+            let (cookie, token) = issue_pre_session_csrf(state);
+            (Some(cookie), token)
+        }
+    }
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -325,16 +463,12 @@ fn is_safe(method: &Method) -> bool {
 /// Run both checks; on success, the request to hand on (with its body restored).
 async fn check(
     state: &AuthState,
-    mut parts: Parts,
+    parts: &mut Parts,
     body: Body,
     stale: Option<&StaleSession>,
-) -> Result<Request, AuthRejection> {
-    if !fetch_site_allowed(&parts.headers) {
-        tracing::debug!(code = "sec_fetch_site", "CSRF check failed");
-        return Err(AuthRejection::CsrfFailed);
-    }
-    if !origin_allowed(state, &parts) {
-        tracing::debug!(code = "origin", "CSRF check failed");
+) -> Result<Body, AuthRejection> {
+    if let Err(code) = origin_check(state, parts) {
+        tracing::debug!(code, "CSRF check failed");
         return Err(AuthRejection::CsrfFailed);
     }
     let (presented, body) = presented_token(&parts.headers, body).await?;
@@ -355,9 +489,9 @@ async fn check(
                 let principal = Auth::principal_from_session(&record);
                 let outcome = Ok(principal);
                 count(&outcome);
-                remember(&mut parts, outcome.map(Some));
+                remember(parts, outcome.map(Some));
                 if state.auth.check_session_csrf(&record, &presented) {
-                    return Ok(Request::from_parts(parts, body));
+                    return Ok(body);
                 }
                 tracing::debug!(code = "session_token", "CSRF check failed");
                 return Err(AuthRejection::CsrfFailed);
@@ -368,7 +502,7 @@ async fn check(
                 if let AuthRejection::Unavailable { .. } = rejection {
                     return Err(rejection);
                 }
-                remember(&mut parts, Err(rejection));
+                remember(parts, Err(rejection));
                 if let Some(stale) = stale {
                     stale.mark();
                 }
@@ -379,69 +513,94 @@ async fn check(
     }
     let signed = read_cookie(&parts.headers, state.cookies.csrf_name());
     if signed.is_some_and(|cookie| state.auth.check_pre_session_csrf(cookie, &presented)) {
-        Ok(Request::from_parts(parts, body))
+        Ok(body)
     } else {
         tracing::debug!(code = "pre_session_token", "CSRF check failed");
         Err(AuthRejection::CsrfFailed)
     }
 }
 
-/// `Sec-Fetch-Site`, when present, is `same-origin` or `none`.
-fn fetch_site_allowed(headers: &HeaderMap) -> bool {
-    let mut values = headers.get_all("sec-fetch-site").iter();
-    let Some(value) = values.next() else {
-        return true;
+/// The origin part of the check: the table in the [module docs](self). `Err` carries
+/// the stable code logged at `debug`.
+fn origin_check(state: &AuthState, parts: &Parts) -> Result<(), &'static str> {
+    let origin = match single(&parts.headers, header::ORIGIN.as_str()) {
+        Single::Absent => None,
+        Single::One(origin) => Some(origin),
+        Single::Bad => return Err("origin_header"),
     };
-    values.next().is_none()
-        && value.to_str().is_ok_and(|v| {
-            let v = v.trim();
-            v.eq_ignore_ascii_case("same-origin") || v.eq_ignore_ascii_case("none")
-        })
+    match single(&parts.headers, "sec-fetch-site") {
+        Single::One(site) if site.eq_ignore_ascii_case("same-origin") => Ok(()),
+        Single::One(site) if site.eq_ignore_ascii_case("none") => Ok(()),
+        Single::One(site) if site.eq_ignore_ascii_case("same-site") => {
+            match origin.map(normalize_origin) {
+                Some(origin) if is_allowed(state, &origin) => Ok(()),
+                _ => Err("same_site"),
+            }
+        }
+        Single::One(_) | Single::Bad => Err("sec_fetch_site"),
+        Single::Absent => {
+            let Some(origin) = origin else {
+                return Ok(());
+            };
+            if origin.eq_ignore_ascii_case("null") {
+                return Err("origin_null");
+            }
+            let origin = normalize_origin(origin);
+            if is_allowed(state, &origin) {
+                return Ok(());
+            }
+            let own = crate::Origin::of(parts, &state.trusted_proxies).own_origin();
+            match own {
+                Some(own) if own.eq_ignore_ascii_case(&origin) => Ok(()),
+                _ => Err("origin"),
+            }
+        }
+    }
 }
 
-/// `Origin`, when present, is an allowed origin or the request's own.
-fn origin_allowed(state: &AuthState, parts: &Parts) -> bool {
-    let mut values = parts.headers.get_all(header::ORIGIN).iter();
-    let Some(origin) = values.next() else {
-        return true;
+/// A header that may appear at most once.
+enum Single<'a> {
+    Absent,
+    One(&'a str),
+    /// Several headers, or a value that is not text.
+    Bad,
+}
+
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Single<'a> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Single::Absent;
     };
     if values.next().is_some() {
-        return false;
+        return Single::Bad;
     }
-    let Ok(origin) = origin.to_str() else {
-        return false;
+    match value.to_str() {
+        Ok(v) => Single::One(v.trim()),
+        Err(_) => Single::Bad,
+    }
+}
+
+/// An origin as compared: lowercase, no trailing `/`, no default port for its scheme.
+fn normalize_origin(origin: &str) -> String {
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let default_port = if origin.starts_with("https://") {
+        ":443"
+    } else if origin.starts_with("http://") {
+        ":80"
+    } else {
+        return origin;
     };
-    let origin = origin.trim().trim_end_matches('/');
-    if state
+    match origin.strip_suffix(default_port) {
+        Some(bare) => bare.to_owned(),
+        None => origin,
+    }
+}
+
+fn is_allowed(state: &AuthState, origin: &str) -> bool {
+    state
         .allowed_origins
         .iter()
-        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
-    let Some(host) = host else {
-        return false;
-    };
-    let scheme = state.cookies.scheme();
-    let Some(origin_host) = origin
-        .get(..scheme.len())
-        .filter(|s| s.eq_ignore_ascii_case(scheme))
-        .and_then(|_| origin[scheme.len()..].strip_prefix("://"))
-    else {
-        return false;
-    };
-    let default_port = if scheme == "https" { ":443" } else { ":80" };
-    let origin_host = origin_host
-        .strip_suffix(default_port)
-        .unwrap_or(origin_host);
-    let host = host.trim();
-    let host = host.strip_suffix(default_port).unwrap_or(host);
-    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+        .any(|allowed| normalize_origin(allowed) == origin)
 }
 
 /// The token the request presents, from the header or the form body; the body comes back

@@ -9,6 +9,7 @@ use http::request::Parts;
 use http::{HeaderMap, header};
 
 use crate::cookie::{CookieConfig, read_cookie};
+use crate::forwarded::TrustedProxies;
 use crate::rejection::AuthRejection;
 
 /// What the extractors and the CSRF guard need: the engine, cookie settings and the
@@ -23,18 +24,43 @@ pub struct AuthState {
     /// Cookie names and flags.
     pub cookies: CookieConfig,
     /// Origins (`https://app.example.com`) besides the request's own that may send
-    /// state-changing requests; compared case-insensitively, without a trailing `/`.
+    /// state-changing requests; compared case-insensitively, without a trailing `/`. A
+    /// request a browser marks `Sec-Fetch-Site: same-site` passes the origin check only
+    /// when its `Origin` is one of these (see [`CsrfLayer`](crate::CsrfLayer)).
     pub allowed_origins: Vec<String>,
+    /// The peers whose `Forwarded` / `X-Forwarded-*` headers are believed (none by
+    /// default): see [`Origin`](crate::Origin).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AuthState {
-    /// State with no extra allowed origins.
+    /// State with no extra allowed origins and no trusted proxies.
     pub fn new(auth: Arc<Auth>, cookies: CookieConfig) -> Self {
         Self {
             auth,
             cookies,
             allowed_origins: Vec::new(),
+            trusted_proxies: TrustedProxies::none(),
         }
+    }
+
+    /// The same state, also allowing state changes from these origins.
+    #[must_use]
+    pub fn with_allowed_origins<I, O>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = O>,
+        O: Into<String>,
+    {
+        self.allowed_origins
+            .extend(origins.into_iter().map(Into::into));
+        self
+    }
+
+    /// The same state, believing forwarding headers from these peers.
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
     }
 }
 

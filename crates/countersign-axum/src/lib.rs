@@ -1,6 +1,6 @@
 //! countersign for axum: the authenticated user of a request (by bearer token or session
-//! cookie), role guards, CSRF protection, and rejections that answer exactly as the
-//! contract in `DESIGN.md` says.
+//! cookie), role guards, CSRF protection, and rejections that answer as the HTTP contract
+//! says (`docs/http.md` in the repository).
 //!
 //! - [`Authenticated`]: the user, or a 401 ([`AuthRejection`]).
 //! - [`MaybeAuthenticated`]: the user if any, for pages anyone may see.
@@ -52,17 +52,20 @@
 mod cookie;
 mod csrf;
 mod extract;
+mod forwarded;
 mod rejection;
 mod sign;
 
 pub use crate::cookie::{CookieConfig, read_cookie};
 pub use crate::csrf::{
-    CSRF_FIELD, CSRF_HEADER, CsrfFuture, CsrfGuard, CsrfLayer, FORM_LIMIT, issue_pre_session_csrf,
+    CSRF_FIELD, CSRF_HEADER, CsrfFuture, CsrfGuard, CsrfLayer, FORM_LIMIT, RejectionPage,
+    issue_pre_session_csrf, pre_session_csrf,
 };
 pub use crate::extract::{
     Admin, AuthState, Authenticated, MaybeAuthenticated, RequireRole, RoleHolder, RoleName,
     csrf_token_for,
 };
-pub use crate::rejection::AuthRejection;
+pub use crate::forwarded::{BadProxy, ClientAddr, Origin, TrustedProxies, UserAgent};
+pub use crate::rejection::{AuthRejection, wants_html};
 pub use crate::sign::{SignedIn, sign_in, sign_out};
 pub use countersign::auth::{Method, Principal};

@@ -1,10 +1,11 @@
-//! The contract's failure responses (DESIGN.md, "HTTP contract").
+//! The contract's failure responses (the table on [`AuthRejection`]).
 //!
 //! Why 401 for a bad token when the seeds answer 403: RFC 6750 §3.1 says `invalid_token`
 //! is 401, and clients retry a 401 by getting a new token. The message texts stay the
 //! seeds' so that clients written against the Flask apps keep matching them.
 
 use axum::response::{IntoResponse, Response};
+use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 
 use crate::cookie::CookieConfig;
@@ -130,6 +131,49 @@ impl AuthRejection {
         }
     }
 
+    /// The answer for this request: a short HTML page when the client is a browser
+    /// ([`wants_html`]), else the JSON response. Status and headers are the same in both.
+    pub fn respond_to(&self, parts: &Parts) -> Response {
+        if wants_html(parts) {
+            self.html_response()
+        } else {
+            self.clone().into_response()
+        }
+    }
+
+    /// The HTML form of this rejection: a page with a title and the message, the status
+    /// and headers of the JSON form.
+    pub fn html_response(&self) -> Response {
+        let mut response = self.clone().into_response();
+        let title = match self {
+            Self::CsrfFailed => "This form could not be accepted",
+            Self::Unavailable { .. } => "Temporarily unavailable",
+            Self::PayloadTooLarge { .. } => "Too large",
+            Self::InsufficientScope { .. } => "Not allowed",
+            _ => "Not signed in",
+        };
+        let message = match self {
+            Self::CsrfFailed => "The form was sent from another site, or it expired. \
+                Go back, reload the page and try again."
+                .to_owned(),
+            other => other.message(),
+        };
+        let page = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width\">\
+             <title>{title}</title></head>\n<body><main><h1>{title}</h1>\
+             <p role=\"alert\">{message}</p><p><a href=\"/\">Home</a></p></main></body></html>\n",
+            title = escape(title),
+            message = escape(&message),
+        );
+        *response.body_mut() = axum::body::Body::from(page);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        response
+    }
+
     /// Count this rejection (`countersign_auth_rejections_total{reason}`).
     pub(crate) fn count(&self) {
         metrics::counter!("countersign_auth_rejections_total", "reason" => self.reason())
@@ -175,4 +219,42 @@ impl IntoResponse for AuthRejection {
         }
         response
     }
+}
+
+/// Whether a failure should be answered with an HTML page: the client is a browser (its
+/// `Accept` names `text/html`), sent no bearer token, and the path is not under `/api/`.
+/// Everything else (`Accept: application/json`, API routes, bearer requests, clients that
+/// send no `Accept`) gets JSON.
+pub fn wants_html(parts: &Parts) -> bool {
+    if parts.headers.contains_key(header::AUTHORIZATION) || parts.uri.path().starts_with("/api/") {
+        return false;
+    }
+    parts
+        .headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| {
+            media
+                .split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+        })
+}
+
+/// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }

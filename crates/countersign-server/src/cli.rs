@@ -177,6 +177,16 @@ pub struct ServeArgs {
     /// comma-separated]
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// A URL this server is reached at by browsers (`https://auth.example`), when it is
+    /// not the address it listens on (behind a proxy); repeatable. Its origin may make
+    /// cookie-authenticated changes [env: COUNTERSIGN_PUBLIC_URL, comma-separated]
+    #[arg(long = "public-url", value_name = "URL")]
+    pub public_urls: Vec<String>,
+    /// Proxies (IP addresses or CIDR blocks, comma-separated or repeated) whose
+    /// `Forwarded` / `X-Forwarded-For` / `-Proto` / `-Host` headers are believed; from any
+    /// other peer they are ignored [env: COUNTERSIGN_TRUSTED_PROXIES] [default: none]
+    #[arg(long = "trusted-proxies", value_name = "CIDRS", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Whether `/register` is open.

@@ -15,6 +15,8 @@
 //! registration = "open"
 //! session_idle = "30m"                # or a number of seconds
 //! allowed_origins = ["https://app.example"]
+//! public_url = ["https://auth.example"]
+//! trusted_proxies = ["127.0.0.1/32"]
 //! ```
 //!
 //! Keys are never read from the file: they come from `SECRET_KEY`, `SECRET_KEY_FILE` and
@@ -153,6 +155,8 @@ struct FileValues {
     hash_workers: Option<usize>,
     hash_queue: Option<usize>,
     allowed_origins: Option<Vec<String>>,
+    public_url: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// The settings file, if there is one.
@@ -563,6 +567,10 @@ pub struct ServeConfig {
     pub cache_ttl: Duration,
     /// Origins besides this server's own allowed to make cookie-authenticated changes.
     pub allowed_origins: Vec<String>,
+    /// The origins of `--public-url`: where browsers reach this server.
+    pub public_urls: Vec<String>,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: countersign_axum::TrustedProxies,
     /// `--secret-key-file`, if given.
     pub secret_key_file: Option<PathBuf>,
     /// argon2id cost. Always [`OWASP_PARAMS`] from the command line; tests lower it.
@@ -592,6 +600,8 @@ impl Default for ServeConfig {
             hash_queue: DEFAULT_HASH_QUEUE,
             cache_ttl: AuthConfig::default().cache_ttl,
             allowed_origins: Vec::new(),
+            public_urls: Vec::new(),
+            trusted_proxies: countersign_axum::TrustedProxies::none(),
             secret_key_file: None,
             hash_params: OWASP_PARAMS,
             throttle: ThrottlePolicy::default(),
@@ -866,6 +876,58 @@ impl ServeConfig {
             }
         }
 
+        let urls_flag = (!args.public_urls.is_empty()).then(|| args.public_urls.clone());
+        let public_urls: Vec<String> = l
+            .pick(
+                (urls_flag, "public-url"),
+                "COUNTERSIGN_PUBLIC_URL",
+                |s| Ok(split_list(s)),
+                (v.public_url.as_ref(), "public_url"),
+                |o| Ok(o.clone()),
+            )?
+            .unwrap_or_default();
+        let public_urls = public_urls
+            .iter()
+            .map(|url| {
+                public_origin(url).ok_or_else(|| SettingsError::Invalid {
+                    origin: l.origin_of(
+                        !args.public_urls.is_empty(),
+                        "public-url",
+                        "COUNTERSIGN_PUBLIC_URL",
+                        "public_url",
+                    ),
+                    message: format!(
+                        "expected the URL browsers reach this server at, such as \
+                         https://auth.example or http://127.0.0.1:8080 (scheme, host, optional \
+                         port, optional path), got {url:?}"
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let proxies_flag = (!args.trusted_proxies.is_empty()).then(|| args.trusted_proxies.clone());
+        let proxies: Vec<String> = l
+            .pick(
+                (proxies_flag, "trusted-proxies"),
+                "COUNTERSIGN_TRUSTED_PROXIES",
+                |s| Ok(split_list(s)),
+                (v.trusted_proxies.as_ref(), "trusted_proxies"),
+                |o| Ok(o.clone()),
+            )?
+            .unwrap_or_default();
+        let trusted_proxies =
+            countersign_axum::TrustedProxies::parse_all(&proxies).map_err(|e| {
+                SettingsError::Invalid {
+                    origin: l.origin_of(
+                        !args.trusted_proxies.is_empty(),
+                        "trusted-proxies",
+                        "COUNTERSIGN_TRUSTED_PROXIES",
+                        "trusted_proxies",
+                    ),
+                    message: e.to_string(),
+                }
+            })?;
+
         Ok(Self {
             addr,
             storage,
@@ -880,6 +942,8 @@ impl ServeConfig {
             hash_queue,
             cache_ttl,
             allowed_origins,
+            public_urls,
+            trusted_proxies,
             secret_key_file: args.keys.secret_key_file.clone(),
             throttle: ThrottlePolicy {
                 registrations_per_address,
@@ -937,6 +1001,26 @@ fn session_store_kind(url: &str, origin: Origin) -> Result<StoreKind, SettingsEr
 }
 
 /// `scheme://host[:port]`, nothing after.
+/// A comma-separated list, entries trimmed, empty ones dropped.
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The origin of a public URL (`https://auth.example/base/` → `https://auth.example`),
+/// lowercased; `None` for anything that is not an `http(s)` URL with a host.
+fn public_origin(url: &str) -> Option<String> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let origin = format!("{scheme}://{}", authority.to_ascii_lowercase());
+    is_origin(&origin).then_some(origin)
+}
+
 fn is_origin(s: &str) -> bool {
     let Some((scheme, rest)) = s.split_once("://") else {
         return false;
@@ -1180,6 +1264,69 @@ mod tests {
         );
         assert!(resolve(&["--allowed-origin", "https://a.example/path"], &[], "").is_err());
         assert!(resolve(&["--allowed-origin", "a.example"], &[], "").is_err());
+    }
+
+    #[test]
+    fn public_urls_through_the_layers() {
+        let c = resolve(&[], &[], "").unwrap();
+        assert!(c.public_urls.is_empty());
+        let c = resolve(
+            &[
+                "--public-url",
+                "HTTPS://Auth.Example/",
+                "--public-url",
+                "http://127.0.0.1:8080/base",
+            ],
+            &[("COUNTERSIGN_PUBLIC_URL", "https://env.example")],
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            c.public_urls,
+            ["https://auth.example", "http://127.0.0.1:8080"]
+        );
+        let c = resolve(
+            &[],
+            &[(
+                "COUNTERSIGN_PUBLIC_URL",
+                "https://a.example, https://b.example",
+            )],
+            "",
+        )
+        .unwrap();
+        assert_eq!(c.public_urls, ["https://a.example", "https://b.example"]);
+        let c = resolve(&[], &[], "public_url = [\"https://file.example\"]").unwrap();
+        assert_eq!(c.public_urls, ["https://file.example"]);
+        let e = resolve(&["--public-url", "auth.example"], &[], "").unwrap_err();
+        assert!(e.to_string().starts_with("--public-url: "), "{e}");
+        let e = resolve(&[], &[("COUNTERSIGN_PUBLIC_URL", "ftp://x.example")], "").unwrap_err();
+        assert!(e.to_string().starts_with("COUNTERSIGN_PUBLIC_URL: "), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_through_the_layers() {
+        let c = resolve(&[], &[], "").unwrap();
+        assert!(c.trusted_proxies.is_empty(), "none by default");
+        let c = resolve(&["--trusted-proxies", "127.0.0.1/32,10.0.0.0/8"], &[], "").unwrap();
+        assert_eq!(c.trusted_proxies.blocks().len(), 2);
+        assert!(c.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+        let c = resolve(
+            &[],
+            &[("COUNTERSIGN_TRUSTED_PROXIES", "::1, 127.0.0.1")],
+            "",
+        )
+        .unwrap();
+        assert_eq!(c.trusted_proxies.blocks().len(), 2);
+        let c = resolve(&[], &[], "trusted_proxies = [\"192.0.2.0/24\"]").unwrap();
+        assert!(c.trusted_proxies.contains("192.0.2.9".parse().unwrap()));
+        let e = resolve(&["--trusted-proxies", "127.0.0.1/40"], &[], "").unwrap_err();
+        assert!(e.to_string().starts_with("--trusted-proxies: "), "{e}");
+        assert!(e.to_string().contains("127.0.0.1/40"), "{e}");
+        let e = resolve(&[], &[("COUNTERSIGN_TRUSTED_PROXIES", "everyone")], "").unwrap_err();
+        assert!(
+            e.to_string().starts_with("COUNTERSIGN_TRUSTED_PROXIES: "),
+            "{e}"
+        );
     }
 
     #[test]

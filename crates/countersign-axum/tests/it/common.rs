@@ -270,11 +270,9 @@ pub async fn fixture_with(cookies: CookieConfig) -> Fx {
         .create_user("root", password(), Role::admin())
         .await
         .unwrap();
-    let state = Arc::new(AuthState {
-        auth: Arc::clone(&auth),
-        cookies,
-        allowed_origins: vec!["https://app.example".to_owned()],
-    });
+    let state = Arc::new(
+        AuthState::new(Arc::clone(&auth), cookies).with_allowed_origins(["https://app.example"]),
+    );
     Fx {
         app: router(Arc::clone(&state)),
         auth,

@@ -174,65 +174,127 @@ async fn form_over_the_limit_is_413() {
     r.assert_ok();
 }
 
-#[tokio::test]
-async fn sec_fetch_site_must_be_same_origin_or_none() {
-    let fx = fixture().await;
+/// One row of the origin decision table (csrf.rs module docs): a session POST to `uri`
+/// with the session's token and these `Sec-Fetch-Site` / `Origin` headers.
+async fn origin_row(fx: &Fx, uri: &str, site: Option<&str>, origin: Option<&str>) -> Reply {
     let (cookie, record) = fx.session(&fx.alice).await;
-    for (site, ok) in [
-        ("same-origin", true),
-        ("none", true),
-        ("same-site", false),
-        ("cross-site", false),
-        ("", false),
-    ] {
-        let r = fx
-            .call(
-                with_session(&fx, "/act", &cookie)
-                    .header("sec-fetch-site", site)
-                    .header("x-csrf-token", &record.csrf_token)
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await;
-        if ok {
-            r.assert_ok();
-        } else {
-            r.assert_rejection(403, None, CSRF_FAILED);
-        }
+    let mut request = with_session(fx, uri, &cookie).header("x-csrf-token", &record.csrf_token);
+    if let Some(site) = site {
+        request = request.header("sec-fetch-site", site);
+    }
+    if let Some(origin) = origin {
+        request = request.header(header::ORIGIN, origin);
+    }
+    fx.call(request.body(Body::empty()).unwrap()).await
+}
+
+fn assert_verdict(r: &Reply, ok: bool, row: &str) {
+    if ok {
+        assert_eq!(r.status.as_u16(), 200, "{row}: {r:?}");
+    } else {
+        assert_eq!(r.status.as_u16(), 403, "{row}: {r:?}");
+        r.assert_rejection(403, None, CSRF_FAILED);
     }
 }
 
 #[tokio::test]
-async fn origin_must_be_ours_or_allowed() {
+async fn sec_fetch_site_decides_when_present() {
     let fx = fixture().await;
+    // (Sec-Fetch-Site, Origin, passes). The fixture allows https://app.example.
+    let rows: &[(&str, Option<&str>, bool)] = &[
+        ("same-origin", None, true),
+        ("same-origin", Some("null"), true),
+        ("same-origin", Some("http://auth.example"), true),
+        ("SAME-ORIGIN", None, true),
+        ("none", None, true),
+        ("none", Some("null"), true),
+        ("same-site", Some("https://app.example"), true),
+        ("same-site", Some("HTTPS://App.Example:443"), true),
+        ("same-site", None, false),
+        ("same-site", Some("null"), false),
+        ("same-site", Some("https://other.example"), false),
+        ("cross-site", None, false),
+        ("cross-site", Some("https://app.example"), false),
+        ("cross-site", Some("http://auth.example"), false),
+        ("", None, false),
+        ("same-origin-ish", None, false),
+    ];
+    for (site, origin, ok) in rows {
+        let r = origin_row(&fx, "/act", Some(site), *origin).await;
+        assert_verdict(&r, *ok, &format!("{site} / {origin:?}"));
+    }
+    // Two Sec-Fetch-Site headers: refused.
     let (cookie, record) = fx.session(&fx.alice).await;
+    let r = fx
+        .call(
+            with_session(&fx, "/act", &cookie)
+                .header("x-csrf-token", &record.csrf_token)
+                .header("sec-fetch-site", "same-origin")
+                .header("sec-fetch-site", "same-origin")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    r.assert_rejection(403, None, CSRF_FAILED);
+}
+
+#[tokio::test]
+async fn same_origin_with_origin_null_still_needs_the_token() {
+    // The row that `Referrer-Policy: no-referrer` produces: the origin check passes, the
+    // synchronizer token is still required.
+    let fx = fixture().await;
+    let (cookie, _) = fx.session(&fx.alice).await;
+    let r = fx
+        .call(
+            with_session(&fx, "/act", &cookie)
+                .header("sec-fetch-site", "same-origin")
+                .header(header::ORIGIN, "null")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    r.assert_rejection(403, None, CSRF_FAILED);
+    let (cookie, _) = fx.session(&fx.alice).await;
+    let (_, other) = fx.session(&fx.root).await;
+    let r = fx
+        .call(
+            with_session(&fx, "/act", &cookie)
+                .header("sec-fetch-site", "same-origin")
+                .header(header::ORIGIN, "null")
+                .header("x-csrf-token", &other.csrf_token)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    r.assert_rejection(403, None, CSRF_FAILED);
+}
+
+#[tokio::test]
+async fn origin_decides_without_sec_fetch_site() {
+    let fx = fixture().await;
+    // The request arrived at https://auth.example (the URI names the scheme): the same
+    // rows as always hold.
     for (origin, ok) in [
         ("https://auth.example", true),
         ("HTTPS://Auth.Example", true),
         ("https://auth.example:443", true),
+        ("https://auth.example/", true),
         ("https://app.example", true),
         ("https://evil.example", false),
         ("http://auth.example", false),
         ("https://auth.example.evil", false),
         ("https://auth.example:8443", false),
         ("null", false),
+        ("NULL", false),
     ] {
-        let r = fx
-            .call(
-                with_session(&fx, "/act", &cookie)
-                    .header(header::ORIGIN, origin)
-                    .header("x-csrf-token", &record.csrf_token)
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await;
-        if ok {
-            r.assert_ok();
-        } else {
-            r.assert_rejection(403, None, CSRF_FAILED);
-        }
+        let r = origin_row(&fx, "https://auth.example/act", None, Some(origin)).await;
+        assert_verdict(&r, ok, origin);
     }
+    // No Origin and no Sec-Fetch-Site: no browser sent it; the token decides.
+    let r = origin_row(&fx, "/act", None, None).await;
+    r.assert_ok();
     // Without a Host there is no own origin to match.
+    let (cookie, record) = fx.session(&fx.alice).await;
     let r = fx
         .call(
             http::Request::builder()
@@ -246,26 +308,38 @@ async fn origin_must_be_ours_or_allowed() {
         )
         .await;
     r.assert_rejection(403, None, CSRF_FAILED);
+    // Two Origin headers: refused.
+    let r = fx
+        .call(
+            with_session(&fx, "/act", &cookie)
+                .header(header::ORIGIN, "https://auth.example")
+                .header(header::ORIGIN, "https://auth.example")
+                .header("x-csrf-token", &record.csrf_token)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    r.assert_rejection(403, None, CSRF_FAILED);
 }
 
 #[tokio::test]
-async fn insecure_mode_own_origin_is_http() {
-    let fx = fixture_with(CookieConfig { secure: false }).await;
-    let (cookie, record) = fx.session(&fx.alice).await;
-    for (origin, ok) in [
-        ("http://auth.example", true),
-        ("https://auth.example", false),
+async fn own_origin_is_where_the_request_arrived_not_the_cookie_mode() {
+    // Secure cookies served over plain HTTP (the server's default at 127.0.0.1): the
+    // browser's origin is http://…, and that is the request's own origin.
+    for cookies in [
+        CookieConfig { secure: true },
+        CookieConfig { secure: false },
     ] {
-        let r = fx
-            .call(
-                with_session(&fx, "/act", &cookie)
-                    .header(header::ORIGIN, origin)
-                    .header("x-csrf-token", &record.csrf_token)
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await;
-        assert_eq!(r.status.as_u16(), if ok { 200 } else { 403 }, "{origin}");
+        let fx = fixture_with(cookies).await;
+        for (origin, ok) in [
+            ("http://auth.example", true),
+            ("http://auth.example:80", true),
+            ("https://auth.example", false),
+            ("http://auth.example:8080", false),
+        ] {
+            let r = origin_row(&fx, "/act", None, Some(origin)).await;
+            assert_verdict(&r, ok, &format!("{cookies:?} {origin}"));
+        }
     }
 }
 
@@ -536,4 +610,129 @@ async fn skipped_routes_and_unmatched_requests_pass_the_others_are_checked() {
         let r = call(&strict, cross_site(uri)).await;
         assert_eq!(r.status, http::StatusCode::FORBIDDEN, "{uri}: {r:?}");
     }
+}
+
+/// A session POST from `peer` with these headers, through a router whose state trusts
+/// 127.0.0.1 as a proxy.
+async fn via_peer(fx: &Fx, peer: &str, headers: &[(&str, &str)]) -> Reply {
+    use std::sync::Arc;
+    let state = Arc::new(
+        countersign_axum::AuthState::new(Arc::clone(&fx.auth), CookieConfig { secure: true })
+            .with_trusted_proxies("127.0.0.1/32".parse().unwrap()),
+    );
+    let app = router(state);
+    let (cookie, record) = fx.session(&fx.alice).await;
+    let mut request = with_session(fx, "/act", &cookie).header("x-csrf-token", &record.csrf_token);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut request = request.body(Body::empty()).unwrap();
+    let peer: std::net::SocketAddr = format!("{peer}:40000").parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    call(&app, request).await
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_reports_the_scheme_and_host() {
+    let fx = fixture().await;
+    let tls = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "login.example"),
+        (header::ORIGIN.as_str(), "https://login.example"),
+    ];
+    via_peer(&fx, "127.0.0.1", &tls).await.assert_ok();
+    let forwarded = [
+        ("forwarded", "for=192.0.2.7;proto=https;host=login.example"),
+        (header::ORIGIN.as_str(), "https://login.example"),
+    ];
+    via_peer(&fx, "127.0.0.1", &forwarded).await.assert_ok();
+    // The same headers from a peer that is not a trusted proxy change nothing: the own
+    // origin stays http://auth.example.
+    via_peer(&fx, "192.0.2.50", &tls)
+        .await
+        .assert_rejection(403, None, CSRF_FAILED);
+    via_peer(
+        &fx,
+        "192.0.2.50",
+        &[
+            ("x-forwarded-proto", "https"),
+            (header::ORIGIN.as_str(), "http://auth.example"),
+        ],
+    )
+    .await
+    .assert_ok();
+}
+
+#[tokio::test]
+async fn browsers_get_a_page_api_clients_json() {
+    let fx = fixture().await;
+    let (cookie, _) = fx.session(&fx.alice).await;
+    let r = fx
+        .call(
+            with_session(&fx, "/act", &cookie)
+                .header(
+                    header::ACCEPT,
+                    "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8",
+                )
+                .header("sec-fetch-site", "cross-site")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403);
+    assert!(
+        r.header("content-type").unwrap().starts_with("text/html"),
+        "{r:?}"
+    );
+    assert!(r.body.contains("reload the page and try again"), "{r:?}");
+    // The same request asking for JSON gets the contract's JSON.
+    let r = fx
+        .call(
+            with_session(&fx, "/act", &cookie)
+                .header(header::ACCEPT, "application/json")
+                .header("sec-fetch-site", "cross-site")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    r.assert_rejection(403, None, CSRF_FAILED);
+}
+
+#[tokio::test]
+async fn the_pre_session_cookie_is_kept_while_good() {
+    let fx = fixture().await;
+    let (first, token) = issue_pre_session_csrf(&fx.state);
+    let value = first
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(header::COOKIE, value.parse().unwrap());
+    // A second view of the form keeps the cookie and shows the same token.
+    let (again, shown) = countersign_axum::pre_session_csrf(&fx.state, &headers);
+    assert!(again.is_none());
+    assert_eq!(shown, token);
+    // An expired or foreign cookie is replaced.
+    fx.clock
+        .advance(countersign::auth::PRE_SESSION_CSRF_TTL_SECS);
+    let (replaced, fresh) = countersign_axum::pre_session_csrf(&fx.state, &headers);
+    assert!(replaced.is_some());
+    assert_ne!(fresh, token);
+    headers.insert(
+        header::COOKIE,
+        format!(
+            "{}=forged.1.{}",
+            fx.state.cookies.csrf_name(),
+            "A".repeat(43)
+        )
+        .parse()
+        .unwrap(),
+    );
+    let (replaced, _) = countersign_axum::pre_session_csrf(&fx.state, &headers);
+    assert!(replaced.is_some());
 }

@@ -87,7 +87,13 @@ impl App {
             cookies: CookieConfig {
                 secure: !config.insecure_cookies,
             },
-            allowed_origins: config.allowed_origins.clone(),
+            allowed_origins: config
+                .allowed_origins
+                .iter()
+                .chain(&config.public_urls)
+                .cloned()
+                .collect(),
+            trusted_proxies: config.trusted_proxies.clone(),
         });
         Ok(Self {
             auth,
