@@ -7,13 +7,11 @@
 //! `countersign-axum`, which every route passes except the token endpoints (credentials in
 //! the body, no cookie set), the operations routes and unknown routes.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
@@ -152,9 +150,11 @@ pub fn router(app: App) -> Router {
             router.route(path, route)
         });
     let max_body = app.site.max_body_bytes;
+    let refused = app.clone();
     let csrf = CsrfLayer::new(Arc::clone(&app.auth))
         .skip_routes(skipped)
-        .skip_unmatched();
+        .skip_unmatched()
+        .on_rejection(move |parts, rejection| pages::refused(&refused, parts, rejection));
     Router::new()
         .merge(browser)
         .merge(open)
@@ -172,40 +172,9 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// The client's address, for throttling and the session list: the peer of the TCP
-/// connection. `unknown` when the server was not started with connect info (tests).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientAddr(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
-        Ok(Self(addr))
-    }
-}
-
-/// The request's `User-Agent`, for the session list (truncated by the engine).
-#[derive(Clone, Debug, Default)]
-pub struct UserAgent(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ua = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        Ok(Self(ua))
-    }
-}
+/// The client's address (after the trusted-proxy rules) and `User-Agent`, as the library
+/// extracts them.
+pub use countersign_axum::{ClientAddr, UserAgent};
 
 /// A 303 to `location`.
 pub fn see_other(location: &'static str) -> Response {

@@ -83,6 +83,9 @@ pub async fn run(
              prefix, for plain-HTTP development only"
         );
     }
+    if let Some(warning) = plain_http_warning(&config) {
+        tracing::warn!("{warning}");
+    }
 
     // Signal handlers first: SIGHUP's default action would end the process.
     let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
@@ -186,5 +189,58 @@ async fn reload_on_hangup(
                 "SIGHUP: the new keys were refused; still using the current ones"
             ),
         }
+    }
+}
+
+/// The startup warning for a configuration in which browsers cannot keep the cookies:
+/// `Secure` cookies served over plain HTTP on an address other than loopback (browsers
+/// treat only `localhost` and loopback addresses as secure without TLS), with no TLS proxy
+/// in front (no trusted proxies, no `https` public URL).
+pub fn plain_http_warning(config: &ServeConfig) -> Option<String> {
+    let behind_tls = !config.trusted_proxies.is_empty()
+        || config.public_urls.iter().any(|url| url.starts_with("https://"));
+    (!config.insecure_cookies && !config.addr.ip().is_loopback() && !behind_tls).then(|| {
+        format!(
+            "serving plain HTTP on {} with Secure cookies: a browser that reaches this \
+             server at an address other than localhost or 127.0.0.1 drops the session and \
+             CSRF cookies and cannot log in. Put TLS in front (a reverse proxy, with \
+             --trusted-proxies PROXY_ADDR and --public-url https://HOST) or, for development \
+             only, add --insecure-cookies",
+            config.addr
+        )
+    })
+}
+
+#[cfg(test)]
+mod plain_http_tests {
+    use super::*;
+
+    fn config(addr: &str) -> ServeConfig {
+        ServeConfig {
+            addr: addr.parse().unwrap_or_else(|_| unreachable!("test address")),
+            ..ServeConfig::default()
+        }
+    }
+
+    #[test]
+    fn warns_only_when_browsers_would_drop_the_cookies() {
+        assert_eq!(plain_http_warning(&config("127.0.0.1:8080")), None);
+        assert_eq!(plain_http_warning(&config("[::1]:8080")), None);
+        let warning = plain_http_warning(&config("0.0.0.0:8080")).unwrap_or_default();
+        assert!(warning.contains("--insecure-cookies"), "{warning}");
+        assert!(warning.contains("--trusted-proxies"), "{warning}");
+        assert!(warning.contains("0.0.0.0:8080"), "{warning}");
+        assert!(plain_http_warning(&config("192.0.2.10:80")).is_some());
+        let mut c = config("0.0.0.0:8080");
+        c.insecure_cookies = true;
+        assert_eq!(plain_http_warning(&c), None);
+        let mut c = config("0.0.0.0:8080");
+        c.trusted_proxies = "127.0.0.1".parse().unwrap_or_default();
+        assert_eq!(plain_http_warning(&c), None);
+        let mut c = config("0.0.0.0:8080");
+        c.public_urls = vec!["https://auth.example".to_owned()];
+        assert_eq!(plain_http_warning(&c), None);
+        c.public_urls = vec!["http://auth.example".to_owned()];
+        assert!(plain_http_warning(&c).is_some());
     }
 }

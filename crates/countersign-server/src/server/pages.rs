@@ -10,7 +10,8 @@ use std::sync::LazyLock;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use countersign::auth::{AccountError, Method, Principal};
@@ -18,7 +19,10 @@ use countersign::password::{Password, PasswordError};
 use countersign::session::SessionKey;
 use countersign::store::StoreError;
 use countersign::user::{Role, User};
-use countersign_axum::{MaybeAuthenticated, csrf_token_for, issue_pre_session_csrf};
+use countersign_axum::{
+    AuthRejection, MaybeAuthenticated, csrf_token_for, issue_pre_session_csrf, pre_session_csrf,
+    read_cookie, wants_html,
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -170,17 +174,78 @@ fn with_header(mut response: Response, name: header::HeaderName, value: HeaderVa
     response
 }
 
-/// A CSRF token for a form shown to `principal`: the session's, or a fresh pre-session
-/// pair (whose cookie the response must set).
-fn form_csrf(app: &App, principal: Option<&Principal>) -> (Option<HeaderValue>, String) {
+/// A CSRF token for a form shown to `principal`: the session's, else the pre-session
+/// token of the cookie the browser holds while it is good (a second tab must not break
+/// the first), else a new pre-session pair (whose cookie the response must set).
+fn form_csrf(
+    app: &App,
+    principal: Option<&Principal>,
+    headers: &HeaderMap,
+) -> (Option<HeaderValue>, String) {
     match principal.and_then(csrf_token_for) {
         Some(token) => (None, token.to_owned()),
-        None => {
-            let (cookie, token) = issue_pre_session_csrf(&app.auth);
-            (Some(cookie), token)
-        }
+        None => pre_session_csrf(&app.auth, headers),
     }
 }
+
+/// What a browser is told when a form it posted failed the CSRF check: the form again for
+/// the login, registration and setup pages (a fresh token, the same status, a sentence
+/// saying what happened), the site's error page for any other page. `None` (JSON) for API
+/// clients.
+///
+/// When the form came without the pre-session cookie its page set, the browser dropped
+/// it: a `Secure` cookie over plain HTTP on an address that is not loopback. The page then
+/// says how to fix that.
+pub fn refused(app: &App, parts: &Parts, rejection: &AuthRejection) -> Option<Response> {
+    if !wants_html(parts) {
+        return None;
+    }
+    let status = rejection.status();
+    let cookies = &app.auth.cookies;
+    let no_cookie = read_cookie(&parts.headers, cookies.csrf_name()).is_none()
+        && read_cookie(&parts.headers, cookies.session_name()).is_none();
+    let message = match rejection {
+        AuthRejection::CsrfFailed if no_cookie && cookies.secure => COOKIE_DROPPED,
+        AuthRejection::CsrfFailed => FORM_EXPIRED,
+        AuthRejection::PayloadTooLarge { .. } => "The form was too large. Please try again.",
+        _ => "Authentication is temporarily unavailable. Please try again shortly.",
+    };
+    let mut page = match parts.uri.path() {
+        path @ ("/login" | "/register") => {
+            // A fresh pair: the old cookie is what failed.
+            let (cookie, token) = issue_pre_session_csrf(&app.auth);
+            let form = FormView {
+                error: Some(message),
+                csrf_token: &token,
+                username: "",
+            };
+            let nav = Nav::new(app, None);
+            let page = if path == "/login" {
+                render(status, &LoginPage { nav, form })
+            } else {
+                render(status, &RegisterPage { nav, form })
+            };
+            with_header(page, header::SET_COOKIE, cookie)
+        }
+        _ => error_page(app, status, "This form could not be accepted", message),
+    };
+    if let AuthRejection::Unavailable { retry_after_secs } = rejection {
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
+    Some(page)
+}
+
+/// A form that failed the CSRF check for an expired or foreign token.
+const FORM_EXPIRED: &str = "This form expired or was sent from another site. \
+    It has been reloaded: please try again.";
+
+/// A form that came back without the cookie its page set.
+pub const COOKIE_DROPPED: &str = "Your browser did not send back the cookie this page set, \
+    so the form cannot be accepted. Browsers keep Secure cookies only over HTTPS or on \
+    localhost/127.0.0.1: reach this server through HTTPS (a TLS proxy in front, started \
+    with --trusted-proxies and --public-url), or, for development only, start it with \
+    --insecure-cookies. Check also that cookies are not blocked for this site.";
 
 /// `page` with the pre-session CSRF cookie, when one was issued for its form.
 fn with_cookie(page: Response, cookie: Option<HeaderValue>) -> Response {
@@ -195,6 +260,7 @@ fn with_cookie(page: Response, cookie: Option<HeaderValue>) -> Response {
 pub async fn home(
     State(app): State<App>,
     MaybeAuthenticated(user): MaybeAuthenticated,
+    headers: HeaderMap,
 ) -> Response {
     match &user {
         Some(p) => render(
@@ -210,7 +276,7 @@ pub async fn home(
             },
         ),
         None => {
-            let (cookie, token) = form_csrf(&app, None);
+            let (cookie, token) = form_csrf(&app, None, &headers);
             let page = render(
                 StatusCode::OK,
                 &HomePage {
@@ -232,8 +298,9 @@ pub async fn home(
 pub async fn login_form(
     State(app): State<App>,
     MaybeAuthenticated(user): MaybeAuthenticated,
+    headers: HeaderMap,
 ) -> Response {
-    let (cookie, token) = form_csrf(&app, user.as_ref());
+    let (cookie, token) = form_csrf(&app, user.as_ref(), &headers);
     let page = render(
         StatusCode::OK,
         &LoginPage {
@@ -367,8 +434,9 @@ pub async fn logout(
 pub async fn register_form(
     State(app): State<App>,
     MaybeAuthenticated(user): MaybeAuthenticated,
+    headers: HeaderMap,
 ) -> Response {
-    let (cookie, token) = form_csrf(&app, user.as_ref());
+    let (cookie, token) = form_csrf(&app, user.as_ref(), &headers);
     let page = render(
         StatusCode::OK,
         &RegisterPage {
