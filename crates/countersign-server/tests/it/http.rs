@@ -1,4 +1,4 @@
-//! The router in-process (`tower::ServiceExt::oneshot`): every row of DESIGN.md's HTTP
+//! The router in-process (`tower::ServiceExt::oneshot`): every route of `docs/http.md`'s HTTP
 //! contract and failure table, CSRF, session fixation, logout replay, idle and absolute
 //! expiry with a moved clock, throttling, timing parity, refresh rotation and reuse,
 //! revocation, the session index, registration and escaping.
@@ -29,6 +29,8 @@ use countersign_server::storage::Stores;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
+
+mod setup;
 
 const T0: i64 = 1_800_000_000;
 const PW: &str = "correct horse battery staple";
@@ -262,7 +264,8 @@ impl Browser {
             .extend_pairs(fields)
             .finish();
         self.request(Method::POST, path)
-            .header(header::ORIGIN, "https://localhost")
+            // What a browser at http://localhost sends (the in-process server is plain HTTP).
+            .header(header::ORIGIN, "http://localhost")
             .header("sec-fetch-site", "same-origin")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(body))
@@ -331,7 +334,7 @@ impl Browser {
         let token = self.csrf(s).await;
         let request = self
             .request(method, path)
-            .header(header::ORIGIN, "https://localhost")
+            .header(header::ORIGIN, "http://localhost")
             .header("x-csrf-token", token)
             .body(Body::empty())
             .unwrap();
@@ -469,8 +472,10 @@ async fn login_needs_the_csrf_token_and_a_same_origin_request() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    // The right token from a cross-site page.
+    // The right token from a cross-site page, in a browser that sends no Sec-Fetch-Site
+    // (Origin decides), then in one that does.
     let mut req = b.form("/login", &[creds[0], creds[1], ("csrf_token", &token)]);
+    req.headers_mut().remove("sec-fetch-site");
     req.headers_mut()
         .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
     assert_eq!(b.go(&s, req).await.status, StatusCode::FORBIDDEN);
