@@ -320,6 +320,15 @@ impl Subkey {
     pub fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
         self.mac(parts).ct_eq(tag).into()
     }
+
+    /// A subkey of 32 bytes straight from the OS CSPRNG, derived from no key: for a MAC
+    /// that lives only as long as the process (the setup link), so that rotating the key
+    /// ring neither breaks it nor needs it.
+    pub(crate) fn random() -> Result<Self, getrandom::Error> {
+        let mut key = Self([0u8; 32]);
+        getrandom::fill(&mut key.0)?;
+        Ok(key)
+    }
 }
 
 impl fmt::Debug for Subkey {

@@ -7,6 +7,7 @@
 //! - [`user`], [`password`]: accounts, argon2id on a bounded pool.
 //! - [`session`], [`refresh`]: server-side sessions and refresh-token families.
 //! - [`auth`]: the service a web layer calls (login, sessions, tokens, revocation).
+//! - [`setup`]: the one-time link that creates the first administrator.
 //! - [`store`]: the storage traits; [`memory`] implements them in process; [`redact`]: store
 //!   URLs without their secrets.
 //!
@@ -27,5 +28,6 @@ pub mod random;
 pub mod redact;
 pub mod refresh;
 pub mod session;
+pub mod setup;
 pub mod store;
 pub mod user;

@@ -119,6 +119,7 @@ pub fn router(app: App) -> Router {
     let mut browser = Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login))
+        .route("/setup", get(pages::setup_form).post(pages::setup))
         .route("/logout", post(pages::logout))
         .route("/account/sessions", get(pages::sessions))
         .route("/account/sessions/revoke", post(pages::revoke_session))

@@ -10,7 +10,7 @@
 //! dropping a request; SIGTERM (or Ctrl-C) stops accepting connections, lets the requests
 //! in flight finish, and returns.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -114,17 +114,6 @@ pub async fn run(
         hash_queue = config.hash_queue,
         "key ring loaded"
     );
-    if app.engine().users().list_users().await?.is_empty() {
-        tracing::info!(
-            "no accounts yet: create one with `countersign user add NAME --role admin \
-             --password-stdin`{}",
-            if app.registration_open() {
-                ", or register at /register"
-            } else {
-                " (or run with --registration open)"
-            }
-        );
-    }
     let sweepers = stores.spawn_sweepers(clock);
 
     let listener = TcpListener::bind(config.addr)
@@ -132,6 +121,22 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local}");
+    // While no user exists: the one-time link to make the first admin in a browser. The one
+    // place a secret is shown: the operator's own console (the access log never records a
+    // query string).
+    let setup = app
+        .engine()
+        .open_setup()
+        .await
+        .context("cannot open the first-run setup link")?;
+    if let Some(secret) = setup {
+        tracing::warn!(
+            "first run: create the admin at http://{}/setup?token={} (valid for 1 hour, once; \
+             or run `countersign user add NAME --role admin --password-stdin`)",
+            link_addr(local),
+            secret.expose()
+        );
+    }
 
     let engine = Arc::clone(app.engine());
     let server = axum::serve(
@@ -149,6 +154,17 @@ pub async fn run(
     stores.close().await;
     tracing::info!("stopped");
     result
+}
+
+/// The address to put in a link to this server: a wildcard bind (`0.0.0.0`, `::`) is
+/// reached at the loopback address of its family.
+fn link_addr(local: SocketAddr) -> SocketAddr {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port())
 }
 
 /// Resolves on SIGTERM or SIGINT.

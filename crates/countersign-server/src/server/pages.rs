@@ -1,4 +1,5 @@
-//! The HTML pages: home, login, logout, registration, my sessions.
+//! The HTML pages: home, login, logout, registration, my sessions, and the first-admin
+//! setup page (`/setup`).
 //!
 //! Server-rendered with askama (Jinja syntax); every value is HTML-escaped by the
 //! templates, nothing needs JavaScript. Every form carries a CSRF token: the session's
@@ -30,6 +31,9 @@ use super::api::user_id_of;
 use super::app::{App, ClientAddr, UserAgent, see_other};
 use super::login::{self, BUSY_RETRY_AFTER_SECS, Outcome, Via};
 use crate::display::format_utc;
+
+mod setup;
+pub use setup::{SetupForm, SetupQuery, setup, setup_form};
 
 /// The pages' stylesheet, inlined in every page.
 pub const STYLE: &str = include_str!("../../templates/style.css");

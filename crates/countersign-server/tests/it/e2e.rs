@@ -21,6 +21,8 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
+mod setup;
+
 const BIN: &str = env!("CARGO_BIN_EXE_countersign");
 const PW: &str = "correct horse battery staple";
 /// How long any one wait may take before the test fails.
@@ -51,11 +53,18 @@ impl Server {
     /// Start `serve --addr 127.0.0.1:0 --data-dir DATA --insecure-cookies ARGS` and wait
     /// for its address.
     fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut all = vec!["--insecure-cookies"];
+        all.extend_from_slice(args);
+        Self::start_default(data, &all, env)
+    }
+
+    /// Start `serve --addr 127.0.0.1:0 --data-dir DATA ARGS` (the default cookies:
+    /// `Secure`, `__Host-`) and wait for its address.
+    fn start_default(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let cwd = data.parent().unwrap();
         let mut cmd = command(cwd);
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data)
-            .arg("--insecure-cookies")
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
