@@ -130,10 +130,15 @@ pub async fn run(
         .await
         .context("cannot open the first-run setup link")?;
     if let Some(secret) = setup {
+        // Behind a proxy the first public URL is where a browser reaches us.
+        let base = config
+            .public_urls
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("http://{}", link_addr(local)));
         tracing::warn!(
-            "first run: create the admin at http://{}/setup?token={} (valid for 1 hour, once; \
+            "first run: create the admin at {base}/setup?token={} (valid for 1 hour, once; \
              or run `countersign user add NAME --role admin --password-stdin`)",
-            link_addr(local),
             secret.expose()
         );
     }
