@@ -1,12 +1,13 @@
 //! Typed configuration, resolved from flags and the environment.
 //!
-//! Keys (DESIGN.md "Keys"): the current key is `SECRET_KEY` (its UTF-8 bytes are the key)
-//! or the file named by `SECRET_KEY_FILE` (less one trailing newline); setting both is a
-//! usage error, and `--secret-key-file` overrides both. `SECRET_KEY_FALLBACKS` is a
-//! comma-separated list of older keys that only verify; surrounding whitespace is trimmed
-//! and empty entries are ignored. A value that is not UTF-8 is used as its raw bytes, as
-//! the contents of a key file are. `SECRET_KEY_FALLBACKS_FILE` names a file holding the
-//! same list (commas or newlines separate the keys); setting both is a usage error.
+//! Keys (`docs/settings.md` "Keys", `docs/keys.md`): the current key is `SECRET_KEY` (its
+//! UTF-8 bytes are the key) or the file named by `SECRET_KEY_FILE` (less one trailing
+//! newline); setting both is a usage error, and `--secret-key-file` overrides both.
+//! `SECRET_KEY_FALLBACKS` is a comma-separated list of older keys that only verify;
+//! surrounding whitespace is trimmed and empty entries are ignored. A value that is not
+//! UTF-8 is used as its raw bytes, as the contents of a key file are.
+//! `SECRET_KEY_FALLBACKS_FILE` names a file holding the same list (commas or newlines
+//! separate the keys); setting both is a usage error.
 //!
 //! The files are read again on every reload (SIGHUP), the variables only at start: a
 //! rotation without restarts goes through the two files (docs/operations.md).

@@ -5,7 +5,7 @@
 //! tests drive the same code in-process, with a [`ManualClock`](countersign::clock::ManualClock)
 //! and buffers in place of the terminal.
 //!
-//! Exit statuses (the public contract, DESIGN.md "CLI"): `0` success, [`EXIT_NEGATIVE`] (`1`)
+//! Exit statuses (the public contract, `docs/cli.md`): `0` success, [`EXIT_NEGATIVE`] (`1`)
 //! a negative answer such as a token that does not verify, [`EXIT_USAGE`] (`2`) a usage or
 //! configuration error. [`run`] returns `Ok` with the status of a completed command and
 //! `Err` for an error, which [`report_error`] turns into status 2.

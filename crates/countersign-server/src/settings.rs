@@ -1,4 +1,4 @@
-//! Settings for `serve` and the storage subcommands, layered as DESIGN.md "CLI" says:
+//! Settings for `serve` and the storage subcommands, layered as `docs/settings.md` says:
 //! flags, then `COUNTERSIGN_*` environment variables, then `countersign.toml` (in the
 //! working directory, or the file `--config` / `COUNTERSIGN_CONFIG` names), then defaults.
 //!

@@ -2,7 +2,7 @@
 //! session index.
 //!
 //! Failures of the credential itself (no token, bad token, ended session, CSRF) are the
-//! `countersign-axum` rejections, exactly as DESIGN.md's failure table says. Everything
+//! `countersign-axum` rejections, exactly as `docs/http.md`'s failure table says. Everything
 //! else that goes wrong is an [`ApiError`]: `{"error": <code>, "message": <sentence>}`
 //! with a 4xx status for anything the client sent (malformed JSON 400, wrong field types
 //! 422, unsupported media type 415, too large 413) and `Retry-After` on 429 and 503.

@@ -1,4 +1,4 @@
-//! The router: every row of DESIGN.md's HTTP contract, and the layers around them.
+//! The router: every route of the HTTP contract (`docs/http.md`), and the layers around them.
 //!
 //! Layers, outermost first: a panic becomes a 500 (never expected; the handlers do not
 //! unwrap); the [envelope](super::envelope) (a fresh request id, the request span and

@@ -1,4 +1,4 @@
-//! The key ring `serve` runs with (DESIGN.md "Keys").
+//! The key ring `serve` runs with (`docs/keys.md`, `docs/settings.md` "Keys").
 //!
 //! An explicit key (`SECRET_KEY`, `SECRET_KEY_FILE`, `--secret-key-file`) is used when
 //! set, and refused when weak. Without one, outside production, the first run generates

@@ -1,5 +1,5 @@
 //! The storage subcommands in-process (`user …`, `session …`, `migrate`) against SQLite in
-//! a temporary data directory, with the exit statuses of DESIGN.md "CLI": 0 success, 1 a
+//! a temporary data directory, with the exit statuses of `docs/cli.md`: 0 success, 1 a
 //! negative answer (no such user or session, a name taken), 2 bad input.
 
 use std::collections::BTreeMap;

@@ -5,6 +5,7 @@
 mod admin;
 mod browser;
 mod cli;
+mod docs;
 mod e2e;
 mod http;
 mod scale;

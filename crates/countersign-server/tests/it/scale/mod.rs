@@ -1,4 +1,4 @@
-//! Scale-out, end to end, with real processes on loopback (DESIGN.md "Stores", issue 4):
+//! Scale-out, end to end, with real processes on loopback (`docs/operations.md`):
 //!
 //! - [`cluster`]: two `countersign serve` instances on one PostgreSQL database and one
 //!   Redis act as one server (sessions, tokens, logout, CLI changes, throttling);
