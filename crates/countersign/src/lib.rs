@@ -7,6 +7,7 @@
 //! - [`user`], [`password`]: accounts, argon2id on a bounded pool.
 //! - [`session`], [`refresh`]: server-side sessions and refresh-token families.
 //! - [`auth`]: the service a web layer calls (login, sessions, tokens, revocation).
+//! - [`flask`]: importing a Flask app's users and reading its session cookie.
 //! - [`setup`]: the one-time link that creates the first administrator.
 //! - [`store`]: the storage traits; [`memory`] implements them in process; [`redact`]: store
 //!   URLs without their secrets.
@@ -20,6 +21,7 @@ mod b64;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod flask;
 pub mod jwt;
 pub mod keys;
 pub mod memory;

@@ -300,15 +300,24 @@ impl Hasher {
     }
 
     /// Check a password against a stored hash (blocking). The comparison inside argon2 is
-    /// constant-time.
+    /// constant-time. A hash imported from a Flask app ([`crate::flask::hashes`]) is
+    /// verified in its own format, within the cost caps, and always needs a rehash.
     ///
     /// # Errors
-    /// [`PasswordError::MalformedHash`] when the stored string is not a PHC argon2 hash.
+    /// [`PasswordError::MalformedHash`] when the stored string is neither a PHC argon2 hash
+    /// nor an accepted imported hash within the caps.
     pub fn verify(
         &self,
         password: &Password,
         hash: &PasswordHash,
     ) -> Result<Verdict, PasswordError> {
+        if let Some(imported) = crate::flask::hashes::LegacyHash::recognise(&hash.0) {
+            let imported = imported.map_err(|_| PasswordError::MalformedHash)?;
+            return Ok(Verdict {
+                matches: imported.verify(password.as_bytes()),
+                needs_rehash: true,
+            });
+        }
         let parsed =
             argon2::PasswordHash::new(&hash.0).map_err(|_| PasswordError::MalformedHash)?;
         let matches = self

@@ -1,0 +1,8 @@
+//! Moving a Flask app's users to countersign without resetting a password or logging
+//! anyone out (the steps: `docs/flask.md`).
+//!
+//! - [`hashes`]: the password hashes Flask apps store (Werkzeug scrypt and pbkdf2, bcrypt,
+//!   argon2), checked against cost caps at import and verified at login, where the first
+//!   success replaces them with argon2id.
+pub mod hashes;
+pub mod cookie;
