@@ -1,0 +1,66 @@
+//! The service's configuration: throttling and cache settings.
+
+use std::time::Duration;
+
+use crate::jwt::{Issuance, Validation};
+use crate::refresh::RefreshPolicy;
+use crate::session::SessionPolicy;
+
+/// Throttling, in fixed windows: failed logins per account name and per client address,
+/// and registration attempts per client address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Failures per account name per window before 429 (default 5).
+    pub per_account: u64,
+    /// Failures per client address per window before 429 (default 50).
+    pub per_address: u64,
+    /// Registration attempts per client address per window, successful or not, before
+    /// 429 (default 10). See [`Auth::register`].
+    pub registrations_per_address: u64,
+    /// Window length, seconds (default 15 min). No lockout outlasts it.
+    pub window_secs: i64,
+}
+
+/// The default of [`ThrottlePolicy::registrations_per_address`].
+pub const DEFAULT_REGISTRATIONS_PER_ADDRESS: u64 = 10;
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            per_account: 5,
+            per_address: 50,
+            registrations_per_address: DEFAULT_REGISTRATIONS_PER_ADDRESS,
+            window_secs: 15 * 60,
+        }
+    }
+}
+
+/// Everything the service is configured with.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// JWT verification rules.
+    pub validation: Validation,
+    /// JWT issuing rules.
+    pub issuance: Issuance,
+    /// Session lifetimes.
+    pub sessions: SessionPolicy,
+    /// Refresh-family lifetimes.
+    pub refresh: RefreshPolicy,
+    /// Login and registration throttling.
+    pub throttle: ThrottlePolicy,
+    /// How long hot-path cache entries live (see the module docs). Zero disables it.
+    pub cache_ttl: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            validation: Validation::default(),
+            issuance: Issuance::default(),
+            sessions: SessionPolicy::default(),
+            refresh: RefreshPolicy::default(),
+            throttle: ThrottlePolicy::default(),
+            cache_ttl: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The authentication service: what a web layer calls. Login (with throttling and
+//! timing parity), sessions, token pairs with refresh rotation, bearer verification with
+//! revocation, logout everywhere, account changes that end sessions, key reload.
+//!
+//! # Caching and propagation
+//! The hot paths (a bearer token's revocation checks, a session cookie's record) read a
+//! small in-process cache whose entries live `cache_ttl` (default 1 s). Changes made by
+//! this process update the cache at once; changes made by another instance or by the CLI
+//! are seen within `cache_ttl`. Setting it to zero reads the store on every request. The
+//! trade-off is written up in `docs/decisions.md`.
+
+mod accounts;
+mod cache;
+mod config;
+mod csrf;
+mod error;
+mod principal;
+mod sessions;
+mod setup;
+#[cfg(test)]
+mod testkit;
+mod tokens;
+
+pub use config::{AuthConfig, DEFAULT_REGISTRATIONS_PER_ADDRESS, ThrottlePolicy};
+pub use csrf::PRE_SESSION_CSRF_TTL_SECS;
+pub use error::{AccountError, BearerError, LoginError, RefreshError, SessionError};
+pub use principal::{Method, Principal, TokenPair};
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+
+use crate::clock::{Clock, UnixTime};
+use crate::keys::{KeyRing, Purpose, Subkey};
+use crate::password::HashingPool;
+use crate::refresh::RefreshHasher;
+use crate::session::{CookieSigner, SessionKey, SessionRecord};
+use crate::setup::SetupToken;
+use crate::store::{EphemeralStore, UserStore};
+use crate::user::UserId;
+
+use accounts::LOGIN_STRIPES;
+use cache::TtlCache;
+
+/// What is derived from a key ring; swapped as a whole on reload.
+struct Keys {
+    ring: KeyRing,
+    cookies: CookieSigner,
+    refresh: RefreshHasher,
+    csrf: Vec<Subkey>,
+}
+
+impl Keys {
+    fn new(ring: KeyRing) -> Self {
+        Self {
+            cookies: CookieSigner::new(&ring),
+            refresh: RefreshHasher::new(&ring),
+            csrf: ring.subkeys(Purpose::Csrf),
+            ring,
+        }
+    }
+}
+
+/// The authentication service.
+pub struct Auth {
+    keys: ArcSwap<Keys>,
+    config: AuthConfig,
+    users: Arc<dyn UserStore>,
+    store: Arc<dyn EphemeralStore>,
+    pool: HashingPool,
+    clock: Arc<dyn Clock>,
+    sessions: TtlCache<SessionKey, Option<Arc<SessionRecord>>>,
+    issued_before: TtlCache<UserId, Option<UnixTime>>,
+    denied: TtlCache<String, bool>,
+    /// Striped locks serializing login attempts per account (see [`Auth::login`]).
+    login_turns: Vec<tokio::sync::Mutex<()>>,
+    /// The setup link, once [`Auth::open_setup`] issued one.
+    setup: OnceLock<SetupToken>,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("kids", &self.keys.load().ring.kids().collect::<Vec<_>>())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// A service over these stores.
+    pub fn new(
+        ring: KeyRing,
+        config: AuthConfig,
+        users: Arc<dyn UserStore>,
+        store: Arc<dyn EphemeralStore>,
+        pool: HashingPool,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let ttl = config.cache_ttl;
+        Self {
+            keys: ArcSwap::from_pointee(Keys::new(ring)),
+            users,
+            store,
+            pool,
+            clock,
+            sessions: TtlCache::new(ttl, 100_000),
+            issued_before: TtlCache::new(ttl, 100_000),
+            denied: TtlCache::new(ttl, 100_000),
+            login_turns: (0..LOGIN_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            setup: OnceLock::new(),
+            config,
+        }
+    }
+
+    /// The lock that serializes login attempts on an account (striped: two accounts may
+    /// share one, which only makes their logins take turns).
+    fn login_turn(&self, account_key: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        account_key.hash(&mut h);
+        &self.login_turns[(h.finish() % LOGIN_STRIPES as u64) as usize]
+    }
+
+    /// Replace the key ring (SIGHUP). Requests in flight finish with the ring they began
+    /// with; nothing is dropped.
+    pub fn set_keys(&self, ring: KeyRing) {
+        self.keys.store(Arc::new(Keys::new(ring)));
+    }
+
+    /// The current key ring's ids, current first.
+    pub fn kids(&self) -> Vec<String> {
+        self.keys
+            .load()
+            .ring
+            .kids()
+            .map(|k| k.as_str().to_owned())
+            .collect()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// The current time.
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// The user store.
+    pub fn users(&self) -> &Arc<dyn UserStore> {
+        &self.users
+    }
+
+    /// The session store.
+    pub fn store(&self) -> &Arc<dyn EphemeralStore> {
+        &self.store
+    }
+
+    /// The hashing pool.
+    pub fn pool(&self) -> &HashingPool {
+        &self.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::testkit::*;
+
+    #[tokio::test]
+    async fn rotation_keeps_sessions_and_tokens_removal_ends_them() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let (cookie, _) = f.auth.start_session(&a, "", "").await.unwrap();
+        let pair = f.auth.issue_tokens(&a).await.unwrap();
+        let (new, _) = SecretKey::generate(32).unwrap();
+        f.auth
+            .set_keys(KeyRing::new(new.clone(), vec![f.key.clone()]).unwrap());
+        assert!(f.auth.session(&cookie).await.is_ok());
+        assert!(f.auth.verify_bearer(&pair.access_token).await.is_ok());
+        let next = f.auth.refresh(&pair.refresh_token).await.unwrap();
+        // Emergency rotation: the old key leaves the ring.
+        f.auth.set_keys(KeyRing::single(new));
+        assert!(f.auth.session(&cookie).await.is_err());
+        assert!(f.auth.verify_bearer(&pair.access_token).await.is_err());
+        // Made after the rotation, under the new key: still good.
+        assert!(f.auth.verify_bearer(&next.access_token).await.is_ok());
+    }
+}
