@@ -2,7 +2,8 @@
 //!
 //! - [`keys`]: secret keys that refuse to be weak, the key ring with rotation, purpose
 //!   subkeys.
-//! - [`jwt`]: strict HS256 JWT issue and verify, interoperable with PyJWT.
+//! - [`jwt`]: strict HS256 JWT issue and verify, interoperable with PyJWT; EdDSA and ES256
+//!   with [`signing`] keys, published as a JWK Set.
 //! - [`clock`]: time as a parameter.
 //! - [`user`], [`password`]: accounts, argon2id on a bounded pool.
 //! - [`session`], [`refresh`]: server-side sessions and refresh-token families.
@@ -31,5 +32,6 @@ pub mod redact;
 pub mod refresh;
 pub mod session;
 pub mod setup;
+pub mod signing;
 pub mod store;
 pub mod user;

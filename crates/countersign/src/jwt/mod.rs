@@ -1,13 +1,18 @@
-//! HS256 JSON Web Tokens (RFC 7519 over RFC 7515 compact serialization), strictly.
+//! JSON Web Tokens (RFC 7519 over RFC 7515 compact serialization), strictly: HS256 with the
+//! shared key ring, and EdDSA / ES256 with asymmetric keys ([`asymmetric`]'s
+//! [`TokenKeys`], [`verify_any`]).
 //!
 //! Verification runs in this order, and nothing from the token is trusted before the MAC
 //! matches: size → three segments → header (strict base64url, strict JSON) → algorithm,
 //! pinned by the verifier to `HS256` → `kid` lookup in the ring (a map key, nothing more) →
 //! MAC in constant time → claims (types, then `exp`/`nbf`/`iat`/`iss`/`aud` with leeway).
+//! The asymmetric path differs only in the key lookup (the `kid`'s key dictates the
+//! algorithm) and the signature check.
 //!
 //! Why we do not use a general JWT crate, and what we refuse that others accept:
 //! `docs/jwt.md`.
 
+pub mod asymmetric;
 mod claims;
 mod fast;
 mod strict;
@@ -19,6 +24,10 @@ use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
+pub use self::asymmetric::{
+    Algorithm, IssueError, PublicKeys, Signer, TokenKeys, TokenKeysError, encode_signed,
+    issue_signed, verify_any,
+};
 pub use self::claims::{Claims, MAX_NUMERIC_DATE, REGISTERED};
 use self::strict::{DupSlot, StrictError};
 use crate::b64::{self, B64Error};
@@ -107,11 +116,22 @@ pub enum JwtError {
     /// The header has no `alg`, or it is not a string.
     #[error("the header has no algorithm (alg)")]
     MissingAlgorithm,
-    /// The header names an algorithm other than HS256.
-    #[error("algorithm {alg:?} not accepted: this verifier accepts only HS256")]
+    /// The header names an algorithm this verifier does not accept (anything but HS256
+    /// for the key ring; with public keys, also EdDSA or ES256 when a key of that
+    /// algorithm is held).
+    #[error("algorithm {alg:?} not accepted")]
     AlgorithmNotAccepted {
         /// The algorithm named (truncated).
         alg: String,
+    },
+    /// The `kid` names a key of another algorithm: the key dictates the algorithm, never
+    /// the token.
+    #[error("algorithm {alg} does not match the key the kid names ({key_alg})")]
+    WrongAlgorithmForKey {
+        /// The header's algorithm.
+        alg: &'static str,
+        /// The key's.
+        key_alg: &'static str,
     },
     /// The header uses a parameter we refuse (`crit`, `b64`, `zip`, `jku`, `x5u`, `jwk`,
     /// `x5c`).
@@ -138,8 +158,12 @@ pub enum JwtError {
         /// The kid (truncated).
         kid: String,
     },
-    /// The signature segment is not a 32-byte base64url value.
-    #[error("the signature is not a 32-byte HS256 MAC in base64url")]
+    /// The signature segment is not strict base64url of the algorithm's length (32 bytes
+    /// for HS256; 64 raw bytes for EdDSA and ES256, so a DER-encoded ECDSA signature is
+    /// refused here).
+    #[error(
+        "the signature is not a base64url value of the algorithm's length (HS256: 32 bytes; EdDSA and ES256: 64 raw bytes, not DER)"
+    )]
     MalformedSignature,
     /// The MAC does not match any candidate key.
     #[error("signature does not match{}", if *.tried > 1 { format!(" any of the {tried} keys in the ring") } else { String::new() })]
@@ -210,7 +234,9 @@ impl JwtError {
             Self::TooLarge { .. } => "too_large",
             Self::SegmentCount | Self::Base64 { .. } | Self::Json { .. } => "malformed",
             Self::NotAnObject { .. } | Self::DuplicateMember { .. } => "malformed",
-            Self::MissingAlgorithm | Self::AlgorithmNotAccepted { .. } => "algorithm",
+            Self::MissingAlgorithm
+            | Self::AlgorithmNotAccepted { .. }
+            | Self::WrongAlgorithmForKey { .. } => "algorithm",
             Self::ForbiddenHeader { .. }
             | Self::UnsupportedType { .. }
             | Self::InvalidHeaderParameter { .. } => "header",
@@ -279,8 +305,11 @@ impl Default for Validation {
 pub struct Verified {
     /// Its claims.
     pub claims: Claims,
-    /// Which key of the ring verified it: 0 is the current key, more is a fallback.
+    /// Which key verified it: for HS256 the ring's (0 is the current key, more is a
+    /// fallback); for EdDSA and ES256, the index in the [`PublicKeys`].
     pub key_index: usize,
+    /// The algorithm it was verified with.
+    pub algorithm: Algorithm,
 }
 
 /// Verify `token` against `ring` at time `now`.
@@ -315,6 +344,7 @@ pub fn verify(
     let mut verified = Verified {
         claims: Claims::new(UnixTime(0)),
         key_index,
+        algorithm: Algorithm::HS256,
     };
     decode_claims(payload_b64, &mut verified.claims)?;
     check_claims(&verified.claims, validation, now)?;
@@ -378,6 +408,16 @@ fn verify_signature<'t>(
 enum Candidates {
     One(usize),
     All,
+}
+
+/// Whether the ring would take `header_b64` without parsing it: one of its own headers, or
+/// PyJWT's.
+fn recognised_by_ring(ring: &KeyRing, header_b64: &[u8]) -> bool {
+    header_b64 == PYJWT_HEADER_B64.as_bytes()
+        || ring
+            .keys
+            .iter()
+            .any(|k| k.header_b64.as_bytes() == header_b64)
 }
 
 fn mac_matches(key: &RingKey, signing_input: &[u8], sig: &[u8; 32]) -> bool {
@@ -470,6 +510,16 @@ fn decode_object(segment: &[u8], part: Part) -> Result<Map<String, Value>, JwtEr
     strict::parse_object(&json).map_err(|e| json_error(part, e))
 }
 
+/// A JSON object by the strict parser (duplicate members refused at every depth), for
+/// documents other than tokens (JWK Sets); the error as text.
+pub(crate) fn parse_strict_object(json: &[u8]) -> Result<Map<String, Value>, String> {
+    strict::parse_object(json).map_err(|e| match e {
+        StrictError::Duplicate(name) => format!("duplicate member {name:?}"),
+        StrictError::NotAnObject => "not a JSON object".to_owned(),
+        StrictError::Syntax(e) => e.to_string(),
+    })
+}
+
 /// Decode the payload and read its claims into `out`, which holds [`Claims::new`].
 fn decode_claims(segment: &[u8], out: &mut Claims) -> Result<(), JwtError> {
     with_scratch(|buf| {
@@ -507,6 +557,20 @@ fn check_header(ring: &KeyRing, header: &Map<String, Value>) -> Result<Candidate
         }
         _ => return Err(JwtError::MissingAlgorithm),
     }
+    match check_params(header)? {
+        None => Ok(Candidates::All),
+        Some(kid) => ring
+            .keys
+            .iter()
+            .position(|k| k.kid.as_str() == kid)
+            .map(Candidates::One)
+            .ok_or_else(|| JwtError::UnknownKey { kid: shown(kid) }),
+    }
+}
+
+/// The header rules after `alg`, the same for every algorithm: no forbidden parameter, a
+/// `typ` of JWT when present, a string `kid` when present (returned).
+fn check_params(header: &Map<String, Value>) -> Result<Option<&str>, JwtError> {
     if let Some(name) = FORBIDDEN_HEADERS.iter().find(|n| header.contains_key(**n)) {
         return Err(JwtError::ForbiddenHeader { name });
     }
@@ -523,13 +587,8 @@ fn check_header(ring: &KeyRing, header: &Map<String, Value>) -> Result<Candidate
         Some(_) => return Err(JwtError::InvalidHeaderParameter { name: "typ" }),
     }
     match header.get("kid") {
-        None => Ok(Candidates::All),
-        Some(Value::String(kid)) => ring
-            .keys
-            .iter()
-            .position(|k| k.kid.as_str() == kid)
-            .map(Candidates::One)
-            .ok_or_else(|| JwtError::UnknownKey { kid: shown(kid) }),
+        None => Ok(None),
+        Some(Value::String(kid)) => Ok(Some(kid)),
         Some(_) => Err(JwtError::InvalidHeaderParameter { name: "kid" }),
     }
 }
@@ -688,6 +747,17 @@ pub fn issue(
     subject: Subject,
     now: UnixTime,
 ) -> Result<Issued, ReservedClaim> {
+    let claims = issued_claims(issuance, subject, now)?;
+    let token = encode(ring, &claims);
+    Ok(Issued { token, claims })
+}
+
+/// The claims [`issue`] signs.
+fn issued_claims(
+    issuance: &Issuance,
+    subject: Subject,
+    now: UnixTime,
+) -> Result<Claims, ReservedClaim> {
     if let Some(k) = subject
         .extra
         .keys()
@@ -695,7 +765,7 @@ pub fn issue(
     {
         return Err(ReservedClaim(k.clone()));
     }
-    let claims = Claims {
+    Ok(Claims {
         sub: subject.sub,
         username: subject.username,
         role: subject.role,
@@ -706,9 +776,7 @@ pub fn issue(
         iss: issuance.issuer.clone(),
         aud: issuance.audience.iter().cloned().collect(),
         extra: subject.extra,
-    };
-    let token = encode(ring, &claims);
-    Ok(Issued { token, claims })
+    })
 }
 
 /// Reading tokens without verifying them. Nothing here may feed an authorization

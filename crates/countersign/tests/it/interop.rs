@@ -40,7 +40,7 @@ fn python() -> PathBuf {
 
 /// Run `tests/it/py/<script>` with `input` as JSON on stdin and `env` in its environment;
 /// return its stdout as JSON.
-fn run_python(script: &str, env: &[(&str, &str)], input: &Value) -> Value {
+pub(crate) fn run_python(script: &str, env: &[(&str, &str)], input: &Value) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/py")
         .join(script);

@@ -1,0 +1,516 @@
+//! EdDSA and ES256 tokens: signed with a [`SigningKey`], verified with public keys that
+//! anyone may hold.
+//!
+//! The strict parsing of the HS256 path is kept as it is — same size limit, segment split,
+//! header and claims parsers, same error kinds — and only the key lookup and the signature
+//! differ:
+//!
+//! - the `kid` selects one key of [`PublicKeys`] and **the key dictates the algorithm**: a
+//!   header `alg` other than the key's is refused ([`JwtError::WrongAlgorithmForKey`]), so
+//!   a token can never make a public key act as an HMAC secret (algorithm confusion);
+//! - HS256 tokens go to the key ring only, and only while [`TokenKeys`] accepts them
+//!   (migration from the shared secret; switched off, they are `AlgorithmNotAccepted`);
+//! - the signature is exactly 64 raw bytes — Ed25519's, or ECDSA's `R ‖ S` as RFC 7518
+//!   §3.4 requires; a DER-encoded ECDSA signature is `MalformedSignature`. ECDSA signatures
+//!   with a high `s` are accepted: JOSE does not forbid them, other issuers make them, and
+//!   revocation keys on `jti`, never on signature bytes.
+//!
+//! `docs/jwt.md` has the whole order and the list of refusals.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::{
+    Issuance, Issued, JwtError, Part, ReservedClaim, Subject, Validation, Verified, check_claims,
+    check_params, decode_claims, decode_object, recognised_by_ring, shown, split,
+};
+use crate::b64;
+use crate::clock::UnixTime;
+use crate::jwt::claims::Claims;
+use crate::keys::KeyRing;
+use crate::signing::{JwkError, JwkSet, MAX_PUBLIC_KEYS, PublicKey, SignError, SigningKey};
+
+/// A JWS algorithm this crate signs or verifies with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Algorithm {
+    /// HMAC-SHA256 with the shared secret key ring.
+    HS256,
+    /// Ed25519 signatures (RFC 8037).
+    EdDSA,
+    /// ECDSA over P-256 with SHA-256 (RFC 7518 §3.4).
+    ES256,
+}
+
+impl Algorithm {
+    /// The JOSE name (`"HS256"`, `"EdDSA"`, `"ES256"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HS256 => "HS256",
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+        }
+    }
+
+    /// The algorithm with this exact JOSE name (case matters, as in RFC 7515).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "HS256" => Some(Self::HS256),
+            "EdDSA" => Some(Self::EdDSA),
+            "ES256" => Some(Self::ES256),
+            _ => None,
+        }
+    }
+
+    /// The key type, for messages.
+    pub(crate) fn curve(self) -> &'static str {
+        match self {
+            Self::HS256 => "HMAC",
+            Self::EdDSA => "Ed25519",
+            Self::ES256 => "P-256",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The header segment we issue with `key`: `{"alg":…,"typ":"JWT","kid":…}`.
+fn header_for(key: &PublicKey) -> String {
+    b64::encode(
+        format!(
+            r#"{{"alg":"{}","typ":"JWT","kid":"{}"}}"#,
+            key.alg().as_str(),
+            key.kid()
+        )
+        .as_bytes(),
+    )
+}
+
+/// A private key ready to sign tokens: the key and its precomputed header segment.
+pub struct Signer {
+    key: SigningKey,
+    header_b64: String,
+}
+
+impl Signer {
+    /// A signer for `key`.
+    pub fn new(key: SigningKey) -> Self {
+        let header_b64 = header_for(key.public());
+        Self { key, header_b64 }
+    }
+
+    /// The key's public half.
+    pub fn public(&self) -> &PublicKey {
+        self.key.public()
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Signer").field(&self.key).finish()
+    }
+}
+
+/// One verifying key with the header segment our own tokens under it carry.
+#[derive(Clone, Debug)]
+struct Entry {
+    key: PublicKey,
+    header_b64: String,
+}
+
+/// The public keys tokens are verified with, each selected by its `kid`: at most
+/// [`MAX_PUBLIC_KEYS`], no `kid` twice.
+#[derive(Clone, Debug, Default)]
+pub struct PublicKeys {
+    entries: Vec<Entry>,
+}
+
+impl PublicKeys {
+    /// A set of `keys`.
+    ///
+    /// # Errors
+    /// [`JwkError::DuplicateKid`], [`JwkError::TooManyKeys`].
+    pub fn new(keys: Vec<PublicKey>) -> Result<Self, JwkError> {
+        if keys.len() > MAX_PUBLIC_KEYS {
+            return Err(JwkError::TooManyKeys { count: keys.len() });
+        }
+        let mut entries: Vec<Entry> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if entries.iter().any(|e| e.key.kid() == key.kid()) {
+                return Err(JwkError::DuplicateKid {
+                    kid: shown(key.kid()),
+                });
+            }
+            entries.push(Entry {
+                header_b64: header_for(&key),
+                key,
+            });
+        }
+        Ok(Self { entries })
+    }
+
+    /// The keys of a JWK Set document.
+    ///
+    /// # Errors
+    /// As [`JwkSet::parse`].
+    pub fn from_jwks(json: &[u8]) -> Result<Self, JwkError> {
+        Self::new(JwkSet::parse(json)?.keys)
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &PublicKey> {
+        self.entries.iter().map(|e| &e.key)
+    }
+
+    /// The key at `index` (as [`Verified::key_index`] reports it).
+    pub fn get(&self, index: usize) -> Option<&PublicKey> {
+        self.entries.get(index).map(|e| &e.key)
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The JWK Set document: `{"keys":[…]}`, public members only.
+    pub fn to_jwks(&self) -> String {
+        let keys: Vec<PublicKey> = self.keys().cloned().collect();
+        JwkSet::to_json(&keys)
+    }
+}
+
+/// Everything a service signs and verifies access tokens with besides the HS256 ring: the
+/// asymmetric signer (when set, it signs instead of the ring's current key), the public
+/// keys that verify (current, staged, retired), and whether HS256 tokens from the shared
+/// ring are still accepted.
+#[derive(Debug)]
+pub struct TokenKeys {
+    signer: Option<Signer>,
+    public: PublicKeys,
+    accept_hs256: bool,
+    issuer: Option<String>,
+}
+
+impl Default for TokenKeys {
+    /// HS256 only: the ring signs and verifies, nothing is published.
+    fn default() -> Self {
+        Self {
+            signer: None,
+            public: PublicKeys::default(),
+            accept_hs256: true,
+            issuer: None,
+        }
+    }
+}
+
+/// The signer's key is missing from the verifying keys, or HS256 is refused with nothing
+/// else to verify with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenKeysError {
+    /// The signing key is not among the public keys, so its own tokens would not verify.
+    #[error("the signing key (kid {0}) is not among the published keys")]
+    SignerNotPublished(String),
+    /// HS256 refused and no public key: no token could ever verify.
+    #[error("HS256 tokens are refused and no signing key is set: no token could verify")]
+    NothingVerifies,
+}
+
+impl TokenKeys {
+    /// Sign with `signer` (if any), verify with `public` (which must hold the signer's
+    /// key) and, when `accept_hs256`, with the HS256 ring. `issuer` is the `iss` of the
+    /// tokens `signer` signs.
+    ///
+    /// # Errors
+    /// [`TokenKeysError`].
+    pub fn new(
+        signer: Option<Signer>,
+        public: PublicKeys,
+        accept_hs256: bool,
+        issuer: Option<String>,
+    ) -> Result<Self, TokenKeysError> {
+        if let Some(s) = &signer
+            && !public.keys().any(|k| k == s.public())
+        {
+            return Err(TokenKeysError::SignerNotPublished(
+                s.public().kid().to_owned(),
+            ));
+        }
+        if !accept_hs256 && public.is_empty() {
+            return Err(TokenKeysError::NothingVerifies);
+        }
+        Ok(Self {
+            signer,
+            public,
+            accept_hs256,
+            issuer,
+        })
+    }
+
+    /// The asymmetric signer, when one is set.
+    pub fn signer(&self) -> Option<&Signer> {
+        self.signer.as_ref()
+    }
+
+    /// The public keys (what the JWK Set publishes).
+    pub fn public(&self) -> &PublicKeys {
+        &self.public
+    }
+
+    /// Whether HS256 tokens from the ring verify.
+    pub fn accepts_hs256(&self) -> bool {
+        self.accept_hs256
+    }
+
+    /// The `iss` of asymmetrically signed tokens.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// The algorithm new tokens are signed with.
+    pub fn signing_algorithm(&self) -> Algorithm {
+        self.signer
+            .as_ref()
+            .map_or(Algorithm::HS256, |s| s.key.alg())
+    }
+
+    /// Sign `claims` with the signer, or HS256 with the ring's current key when there is
+    /// none. With a signer, `iss` is set to the issuer when one is configured.
+    ///
+    /// # Errors
+    /// [`SignError`] when ES256 cannot get randomness from the OS.
+    pub fn encode(&self, ring: &KeyRing, claims: &mut Claims) -> Result<String, SignError> {
+        match &self.signer {
+            None => Ok(super::encode(ring, claims)),
+            Some(signer) => {
+                if let Some(issuer) = &self.issuer {
+                    claims.iss = Some(issuer.clone());
+                }
+                encode_signed(signer, claims)
+            }
+        }
+    }
+
+    /// Verify `token`: HS256 against `ring` when accepted, EdDSA and ES256 against the
+    /// public keys. With no public key and HS256 accepted this is exactly
+    /// [`super::verify`].
+    ///
+    /// # Errors
+    /// One [`JwtError`] kind per rule.
+    pub fn verify(
+        &self,
+        ring: &KeyRing,
+        validation: &Validation,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Verified, JwtError> {
+        if self.public.is_empty() && self.accept_hs256 {
+            return super::verify(ring, validation, token, now);
+        }
+        verify_any(
+            self.accept_hs256.then_some(ring),
+            &self.public,
+            validation,
+            token,
+            now,
+        )
+    }
+}
+
+/// Sign `claims` with `signer`: header `{"alg":"EdDSA"|"ES256","typ":"JWT","kid":…}`.
+///
+/// # Errors
+/// [`SignError`] when ES256 cannot get randomness from the OS.
+pub fn encode_signed(signer: &Signer, claims: &Claims) -> Result<String, SignError> {
+    super::with_scratch(|json| {
+        json.clear();
+        claims.write_json(json);
+        let len = signer.header_b64.len() + 1 + b64::encoded_len(json.len()) + 1 + 86;
+        let mut token = Vec::with_capacity(len);
+        token.extend_from_slice(signer.header_b64.as_bytes());
+        token.push(b'.');
+        b64::encode_into_vec(json, &mut token);
+        let signature = signer.key.sign(&token)?;
+        token.push(b'.');
+        b64::encode_into_vec(&signature, &mut token);
+        Ok(String::from_utf8(token).unwrap_or_else(|_| unreachable!("a compact JWS is ASCII")))
+    })
+}
+
+/// Why [`issue_signed`] made no token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// An extra claim shadows a registered one.
+    #[error(transparent)]
+    Reserved(#[from] ReservedClaim),
+    /// The signature could not be made.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+/// [`super::issue`] with an asymmetric signer.
+///
+/// # Errors
+/// [`IssueError`].
+pub fn issue_signed(
+    signer: &Signer,
+    issuance: &Issuance,
+    subject: Subject,
+    now: UnixTime,
+) -> Result<Issued, IssueError> {
+    let claims = super::issued_claims(issuance, subject, now)?;
+    let token = encode_signed(signer, &claims)?;
+    Ok(Issued { token, claims })
+}
+
+/// Verify `token` against the HS256 `ring` (when given: `None` refuses HS256) and the
+/// public keys.
+///
+/// # Errors
+/// One [`JwtError`] kind per rule.
+///
+/// # Examples
+/// ```
+/// use countersign::clock::UnixTime;
+/// use countersign::jwt::{self, Algorithm, Claims, JwtError, PublicKeys, Signer, Validation};
+/// use countersign::signing::SigningKey;
+///
+/// let (key, _) = SigningKey::generate(Algorithm::EdDSA).unwrap();
+/// let public = PublicKeys::new(vec![key.public().clone()]).unwrap();
+/// let signer = Signer::new(key);
+/// let token = jwt::encode_signed(&signer, &Claims::new(UnixTime(1_000))).unwrap();
+/// let ok = jwt::verify_any(None, &public, &Validation::default(), &token, UnixTime(900));
+/// assert_eq!(ok.unwrap().algorithm, Algorithm::EdDSA);
+/// let none = PublicKeys::default();
+/// let refused = jwt::verify_any(None, &none, &Validation::default(), &token, UnixTime(900));
+/// assert!(matches!(refused, Err(JwtError::UnknownKey { .. })));
+/// ```
+pub fn verify_any(
+    ring: Option<&KeyRing>,
+    public: &PublicKeys,
+    validation: &Validation,
+    token: &str,
+    now: UnixTime,
+) -> Result<Verified, JwtError> {
+    let bytes = token.as_bytes();
+    let max = validation.max_token_bytes;
+    if bytes.len() > max {
+        return Err(JwtError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
+    }
+    let (header_b64, payload_b64, sig_b64) = split(bytes)?;
+
+    let pick = if let Some(i) = public
+        .entries
+        .iter()
+        .position(|e| e.header_b64.as_bytes() == header_b64)
+    {
+        Pick::One(i)
+    } else {
+        if let Some(ring) = ring
+            && recognised_by_ring(ring, header_b64)
+        {
+            return super::verify(ring, validation, token, now);
+        }
+        let header = decode_object(header_b64, Part::Header)?;
+        let alg = match header.get("alg") {
+            Some(Value::String(alg)) => alg,
+            _ => return Err(JwtError::MissingAlgorithm),
+        };
+        match Algorithm::from_name(alg) {
+            Some(Algorithm::HS256) => {
+                return match ring {
+                    Some(ring) => super::verify(ring, validation, token, now),
+                    None => Err(JwtError::AlgorithmNotAccepted { alg: shown(alg) }),
+                };
+            }
+            Some(named) => select(public, &header, named)?,
+            None => return Err(JwtError::AlgorithmNotAccepted { alg: shown(alg) }),
+        }
+    };
+
+    let mut signature = [0u8; 64];
+    match b64::decode_into(sig_b64, &mut signature) {
+        Ok(64) => {}
+        _ => return Err(JwtError::MalformedSignature),
+    }
+    let signing_input = &bytes[..header_b64.len() + 1 + payload_b64.len()];
+    let (key_index, algorithm) = match pick {
+        Pick::One(i) => {
+            let key = &public.entries[i].key;
+            if !key.verify(signing_input, &signature) {
+                return Err(JwtError::InvalidSignature { tried: 1 });
+            }
+            (i, key.alg())
+        }
+        Pick::Alg(wanted) => {
+            let mut tried = 0;
+            let found = public.entries.iter().position(|e| {
+                e.key.alg() == wanted && {
+                    tried += 1;
+                    e.key.verify(signing_input, &signature)
+                }
+            });
+            (found.ok_or(JwtError::InvalidSignature { tried })?, wanted)
+        }
+    };
+    let mut verified = Verified {
+        claims: Claims::new(UnixTime(0)),
+        key_index,
+        algorithm,
+    };
+    decode_claims(payload_b64, &mut verified.claims)?;
+    check_claims(&verified.claims, validation, now)?;
+    Ok(verified)
+}
+
+/// Which public keys a token may be signed with.
+enum Pick {
+    /// The one its `kid` (or our own header) names.
+    One(usize),
+    /// Without `kid`: each key of this algorithm, in order.
+    Alg(Algorithm),
+}
+
+/// The header rules for an asymmetric algorithm, then the key: the one its `kid` names
+/// (which must be of the header's algorithm), or without `kid` every key of the algorithm.
+fn select(
+    public: &PublicKeys,
+    header: &Map<String, Value>,
+    alg: Algorithm,
+) -> Result<Pick, JwtError> {
+    match check_params(header)? {
+        Some(kid) => {
+            let i = public
+                .entries
+                .iter()
+                .position(|e| e.key.kid() == kid)
+                .ok_or_else(|| JwtError::UnknownKey { kid: shown(kid) })?;
+            let key_alg = public.entries[i].key.alg();
+            if key_alg != alg {
+                return Err(JwtError::WrongAlgorithmForKey {
+                    alg: alg.as_str(),
+                    key_alg: key_alg.as_str(),
+                });
+            }
+            Ok(Pick::One(i))
+        }
+        None if public.keys().any(|k| k.alg() == alg) => Ok(Pick::Alg(alg)),
+        None => Err(JwtError::AlgorithmNotAccepted {
+            alg: alg.as_str().to_owned(),
+        }),
+    }
+}
