@@ -50,7 +50,7 @@ use countersign::password::PasswordHash;
 use countersign::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
 use countersign::session::{SessionKey, SessionRecord};
 use countersign::store::{
-    RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore, UserStore,
+    RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore, UserImport, UserStore,
 };
 use countersign::user::{NewUser, Role, User, UserId};
 
@@ -240,6 +240,17 @@ impl UserStore for SqlStore {
     }
     async fn ping(&self) -> StoreResult<()> {
         dispatch!(self.ping())
+    }
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+    ) -> StoreResult<bool> {
+        dispatch!(self.replace_password_hash(id, old, new))
+    }
+    async fn begin_import(&self) -> StoreResult<Box<dyn UserImport + '_>> {
+        dispatch!(self.begin_import())
     }
 }
 

@@ -15,6 +15,12 @@ pub(crate) const USER_BY_ID: &str =
 pub(crate) const LIST_USERS: &str =
     "SELECT id, username, role, password_hash, created_at FROM users ORDER BY id";
 pub(crate) const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+/// The rehash at login: only if the hash is still the one verified.
+pub(crate) const REPLACE_PASSWORD_HASH: &str =
+    "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2";
+/// After an import kept ids (PostgreSQL): the identity continues past the largest id.
+pub(crate) const PG_ADVANCE_USER_IDS: &str = "SELECT setval(pg_get_serial_sequence('users', 'id'), m) \
+     FROM (SELECT max(id) AS m FROM users) t WHERE m IS NOT NULL";
 pub(crate) const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE id = $1";
 pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 pub(crate) const PING: &str = "SELECT 1";

@@ -14,7 +14,7 @@ use crate::password::PasswordHash;
 use crate::refresh::{RefreshFamily, RefreshHash, RefreshPolicy, RotateOutcome};
 use crate::session::{SessionPolicy, SessionRecord, SessionToken};
 use crate::store::{
-    RefreshStore, RevocationStore, SessionStore, StoreError, ThrottleStore, UserStore,
+    ImportedUser, RefreshStore, RevocationStore, SessionStore, StoreError, ThrottleStore, UserStore,
 };
 use crate::user::{NewUser, Role, UserId, Username};
 
@@ -115,6 +115,123 @@ pub async fn users_concurrent_create<S: UserStore>(s: &S) {
     let (a, b) = tokio::join!(s.create_user(make()), s.create_user(make()));
     assert_eq!(u8::from(a.is_ok()) + u8::from(b.is_ok()), 1, "{a:?} {b:?}");
     assert!(matches!(a.err().or(b.err()), Some(StoreError::Conflict)));
+}
+
+/// The rehash at login replaces the hash only while it is still the one verified.
+pub async fn users_replace_password_hash<S: UserStore>(s: &S) {
+    let created = s
+        .create_user(NewUser {
+            username: random_name("rh"),
+            role: Role::user(),
+            password_hash: hash("old"),
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    // Changed meanwhile (a password change): the rehash of the old one does nothing.
+    assert!(
+        !s.replace_password_hash(created.id, &hash("other"), &hash("new"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.replace_password_hash(created.id, &hash("old"), &hash("new"))
+            .await
+            .unwrap()
+    );
+    let now = s.user_by_id(created.id).await.unwrap().unwrap();
+    assert_eq!(now.password_hash, hash("new"));
+    assert!(
+        !s.replace_password_hash(created.id, &hash("old"), &hash("x"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.replace_password_hash(random_user_id(), &hash("new"), &hash("x"))
+            .await
+            .unwrap()
+    );
+}
+
+/// Imports: all or nothing, taken names and ids reported per row (in the store, earlier in
+/// the import, earlier in the batch), kept ids kept, later ids after them.
+pub async fn users_import<S: UserStore>(s: &S) {
+    let existing = s
+        .create_user(NewUser {
+            username: random_name("imp"),
+            role: Role::user(),
+            password_hash: hash("a"),
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    let row = |name: &Username, id: Option<UserId>| ImportedUser {
+        id,
+        user: NewUser {
+            username: name.clone(),
+            role: Role::user(),
+            password_hash: hash("imported"),
+            created_at: T0,
+        },
+    };
+    let (a, b, c, d) = (
+        random_name("impa"),
+        random_name("impb"),
+        random_name("impc"),
+        random_name("impd"),
+    );
+    let kept = random_user_id();
+
+    // Dropped without commit: nothing happened.
+    {
+        let mut import = s.begin_import().await.unwrap();
+        assert_eq!(import.insert(&[row(&a, None)]).await.unwrap(), vec![true]);
+    }
+    assert!(s.user_by_name(a.as_str()).await.unwrap().is_none());
+
+    let mut import = s.begin_import().await.unwrap();
+    let first = import
+        .insert(&[
+            row(&a, None),
+            row(&existing.username, None),
+            row(&b, Some(kept)),
+            row(&a, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(first, vec![true, false, true, false]);
+    let second = import
+        .insert(&[
+            row(&b, None),
+            row(&c, Some(kept)),
+            row(&c, Some(existing.id)),
+            row(&d, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(second, vec![false, false, false, true]);
+    // Not visible before the commit (SQLite: the import holds the write lock, so only
+    // reads are tried here).
+    assert!(s.user_by_name(a.as_str()).await.unwrap().is_none());
+    import.commit().await.unwrap();
+
+    let got_b = s.user_by_name(b.as_str()).await.unwrap().unwrap();
+    assert_eq!(got_b.id, kept);
+    assert_eq!(got_b.password_hash, hash("imported"));
+    assert!(s.user_by_name(a.as_str()).await.unwrap().is_some());
+    assert!(s.user_by_name(d.as_str()).await.unwrap().is_some());
+    assert!(s.user_by_name(c.as_str()).await.unwrap().is_none());
+    // A new account after the import gets an id past the kept one.
+    let later = s
+        .create_user(NewUser {
+            username: random_name("after"),
+            role: Role::user(),
+            password_hash: hash("a"),
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    assert!(later.id > kept, "{:?} after {kept:?}", later.id);
 }
 
 /// Sessions: create, load, conflict on the same key, delete, replayed key refused.
@@ -536,6 +653,8 @@ macro_rules! user_store_tests {
     ($make:expr) => {
         $crate::__conformance_case!($make, users_crud);
         $crate::__conformance_case!($make, users_concurrent_create);
+        $crate::__conformance_case!($make, users_replace_password_hash);
+        $crate::__conformance_case!($make, users_import);
     };
 }
 

@@ -12,7 +12,8 @@ use crate::password::PasswordHash;
 use crate::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
 use crate::session::{SessionKey, SessionRecord};
 use crate::store::{
-    RefreshStore, RevocationStore, SessionStore, StoreError, StoreResult, ThrottleStore, UserStore,
+    ImportedUser, RefreshStore, RevocationStore, SessionStore, StoreError, StoreResult,
+    ThrottleStore, UserImport, UserStore,
 };
 use crate::user::{NewUser, Role, User, UserId};
 
@@ -77,6 +78,74 @@ impl Inner {
     }
 }
 
+/// An import into the memory store: rows are kept aside and added under one lock at
+/// commit (the memory store is for tests; it does not bound memory).
+struct MemoryImport<'a> {
+    store: &'a MemoryStore,
+    added: Vec<ImportedUser>,
+    names: std::collections::HashSet<String>,
+    ids: std::collections::HashSet<UserId>,
+}
+
+#[async_trait]
+impl UserImport for MemoryImport<'_> {
+    async fn insert(&mut self, batch: &[ImportedUser]) -> StoreResult<Vec<bool>> {
+        let g = self.store.lock();
+        let mut out = Vec::with_capacity(batch.len());
+        for row in batch {
+            let name = row.user.username.as_str();
+            let taken = g.by_name.contains_key(name)
+                || self.names.contains(name)
+                || row
+                    .id
+                    .is_some_and(|id| g.users.contains_key(&id) || self.ids.contains(&id));
+            if !taken {
+                self.names.insert(name.to_owned());
+                if let Some(id) = row.id {
+                    self.ids.insert(id);
+                }
+                self.added.push(row.clone());
+            }
+            out.push(!taken);
+        }
+        Ok(out)
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        let mut g = self.store.lock();
+        let clash = self.added.iter().any(|row| {
+            g.by_name.contains_key(row.user.username.as_str())
+                || row.id.is_some_and(|id| g.users.contains_key(&id))
+        });
+        if clash {
+            return Err(StoreError::Conflict);
+        }
+        // Ids the store picks come after every kept one.
+        if let Some(top) = self.added.iter().filter_map(|r| r.id).map(|id| id.0).max() {
+            g.next_user = g.next_user.max(top);
+        }
+        for row in self.added {
+            let id = match row.id {
+                Some(id) => id,
+                None => {
+                    g.next_user += 1;
+                    UserId(g.next_user)
+                }
+            };
+            let u = User {
+                id,
+                username: row.user.username,
+                role: row.user.role,
+                password_hash: row.user.password_hash,
+                created_at: row.user.created_at,
+            };
+            g.by_name.insert(u.username.as_str().to_owned(), id);
+            g.users.insert(id, u);
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl UserStore for MemoryStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
@@ -121,6 +190,30 @@ impl UserStore for MemoryStore {
             .get_mut(&id)
             .map(|u| u.password_hash = hash.clone())
             .is_some())
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+    ) -> StoreResult<bool> {
+        Ok(match self.lock().users.get_mut(&id) {
+            Some(u) if u.password_hash == *old => {
+                u.password_hash = new.clone();
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn begin_import(&self) -> StoreResult<Box<dyn UserImport + '_>> {
+        Ok(Box::new(MemoryImport {
+            store: self,
+            added: Vec::new(),
+            names: std::collections::HashSet::new(),
+            ids: std::collections::HashSet::new(),
+        }))
     }
 
     async fn set_role(&self, id: UserId, role: &Role) -> StoreResult<bool> {

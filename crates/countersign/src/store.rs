@@ -61,7 +61,55 @@ pub trait UserStore: Send + Sync + 'static {
     async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+    /// Replace a password hash only if it is still `old`, in one atomic step (the rehash
+    /// at login: a password changed meanwhile is never overwritten by the old one's
+    /// rehash). False when the user is gone or the hash changed. The default reads, then
+    /// writes; stores that can do better override it.
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+    ) -> StoreResult<bool> {
+        match self.user_by_id(id).await? {
+            Some(user) if user.password_hash == *old => self.set_password_hash(id, new).await,
+            _ => Ok(false),
+        }
+    }
+    /// Start a bulk import ([`UserImport`]): one transaction, nothing visible until
+    /// [`UserImport::commit`], everything discarded if it is dropped. The default refuses
+    /// (a store without transactions cannot promise all-or-nothing).
+    async fn begin_import(&self) -> StoreResult<Box<dyn UserImport + '_>> {
+        Err(backend(ImportUnsupported))
+    }
 }
+
+/// A user to import: a [`NewUser`], and the id the old application gave it when that id
+/// is to be kept (so its sessions naming the id, and tokens naming it as `sub`, still
+/// point at the same person).
+#[derive(Clone, Debug)]
+pub struct ImportedUser {
+    /// The id to keep, if any; else the store picks one as for a new user.
+    pub id: Option<UserId>,
+    /// The user.
+    pub user: NewUser,
+}
+
+/// A bulk import in progress: one transaction.
+#[async_trait]
+pub trait UserImport: Send {
+    /// Add a batch of users. For each, in order: true when added, false when its username
+    /// or its id is already taken (in the store, earlier in this import, or earlier in
+    /// this batch). A taken name leaves the import usable.
+    async fn insert(&mut self, batch: &[ImportedUser]) -> StoreResult<Vec<bool>>;
+    /// Make every user added visible at once.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// The store keeps users without transactions, so it cannot import all-or-nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("this user store cannot import in one transaction")]
+pub struct ImportUnsupported;
 
 /// Sessions and their per-user index.
 #[async_trait]

@@ -144,15 +144,16 @@ impl CookieKeys {
         let (signed, sig) = value.rsplit_once('.').ok_or(CookieError::Malformed)?;
         let (payload, ts) = signed.rsplit_once('.').ok_or(CookieError::Malformed)?;
         let mut tag = [0u8; 20];
-        if sig.len() != 27
-            || URL_SAFE_NO_PAD.decode_slice(sig, &mut tag).ok() != Some(20)
-        {
+        if sig.len() != 27 || URL_SAFE_NO_PAD.decode_slice(sig, &mut tag).ok() != Some(20) {
             return Err(CookieError::Malformed);
         }
         // Every key is tried, whichever matches, so the time does not tell which.
-        let matched = self.derived.iter().fold(subtle::Choice::from(0), |acc, key| {
-            acc | Self::signature(key, signed.as_bytes()).ct_eq(&tag)
-        });
+        let matched = self
+            .derived
+            .iter()
+            .fold(subtle::Choice::from(0), |acc, key| {
+                acc | Self::signature(key, signed.as_bytes()).ct_eq(&tag)
+            });
         if !bool::from(matched) {
             return Err(CookieError::BadSignature);
         }
@@ -249,8 +250,7 @@ fn decode_payload(payload: &str) -> Result<Map<String, Value>, CookieError> {
 fn untag(value: Value) -> Value {
     match value {
         Value::Object(map) => {
-            let mut map: Map<String, Value> =
-                map.into_iter().map(|(k, v)| (k, untag(v))).collect();
+            let mut map: Map<String, Value> = map.into_iter().map(|(k, v)| (k, untag(v))).collect();
             if map.len() != 1 {
                 return Value::Object(map);
             }
@@ -345,19 +345,34 @@ mod tests {
         let now = UnixTime(1_750_000_000);
         let data = session(r#"{"username":"alice"}"#);
         let cookie = k.seal(&data, now);
-        assert!(!cookie.starts_with('.'), "short payloads are not compressed");
+        assert!(
+            !cookie.starts_with('.'),
+            "short payloads are not compressed"
+        );
         let opened = k.open(&cookie, DEFAULT_MAX_AGE_SECS, now).unwrap();
         assert_eq!(opened.data, data);
         assert_eq!(opened.signed_at, now);
         // Age: 0 ..= max_age.
         assert!(k.open(&cookie, 60, now.add_secs(60)).is_ok());
-        assert_eq!(k.open(&cookie, 60, now.add_secs(61)), Err(CookieError::Expired));
-        assert_eq!(k.open(&cookie, 60, now.add_secs(-1)), Err(CookieError::Expired));
+        assert_eq!(
+            k.open(&cookie, 60, now.add_secs(61)),
+            Err(CookieError::Expired)
+        );
+        assert_eq!(
+            k.open(&cookie, 60, now.add_secs(-1)),
+            Err(CookieError::Expired)
+        );
         // Another key, another salt.
-        let other = CookieKeys::derive([b"another-key-entirely-0123456789abcdef".as_slice()], DEFAULT_SALT);
+        let other = CookieKeys::derive(
+            [b"another-key-entirely-0123456789abcdef".as_slice()],
+            DEFAULT_SALT,
+        );
         assert_eq!(other.open(&cookie, 60, now), Err(CookieError::BadSignature));
         let salted = CookieKeys::derive([KEY], "another-salt");
-        assert_eq!(salted.open(&cookie, 60, now), Err(CookieError::BadSignature));
+        assert_eq!(
+            salted.open(&cookie, 60, now),
+            Err(CookieError::BadSignature)
+        );
         // A fallback key verifies.
         let ring = CookieKeys::derive(
             [b"another-key-entirely-0123456789abcdef".as_slice(), KEY],
@@ -366,7 +381,10 @@ mod tests {
         assert!(ring.open(&cookie, 60, now).is_ok());
         // Tampering with any part.
         let (payload, rest) = cookie.split_once('.').unwrap();
-        let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(br#"{"username":"admin"}"#));
+        let forged = format!(
+            "{}.{rest}",
+            URL_SAFE_NO_PAD.encode(br#"{"username":"admin"}"#)
+        );
         assert_eq!(k.open(&forged, 60, now), Err(CookieError::BadSignature));
         let mut flipped = cookie.clone().into_bytes();
         let last = flipped.len() - 2;
@@ -389,7 +407,10 @@ mod tests {
         let mut data = session(r#"{"username":"alice"}"#);
         data.insert("blob".into(), Value::String("x".repeat(2000)));
         let cookie = k.seal(&data, now);
-        assert!(cookie.starts_with('.'), "long repetitive payloads are compressed");
+        assert!(
+            cookie.starts_with('.'),
+            "long repetitive payloads are compressed"
+        );
         assert!(cookie.len() < 200);
         assert_eq!(k.open(&cookie, 60, now).unwrap().data, data);
         // A signed payload that inflates past the limit.
@@ -420,7 +441,8 @@ mod tests {
         let opened = k.open(compressed, DEFAULT_MAX_AGE_SECS, now).unwrap();
         assert_eq!(opened.data["username"], "alice");
         assert_eq!(opened.data["blob"], "x".repeat(2000));
-        let tagged = "eyJ1c2VyX2lkIjo0MiwidCI6eyIgdCI6WzEsMl19fQ.aE7hgA.qoseetAXBj7hOHVvsK9NdNlzxl4";
+        let tagged =
+            "eyJ1c2VyX2lkIjo0MiwidCI6eyIgdCI6WzEsMl19fQ.aE7hgA.qoseetAXBj7hOHVvsK9NdNlzxl4";
         let opened = k.open(tagged, DEFAULT_MAX_AGE_SECS, now).unwrap();
         assert_eq!(
             Value::Object(opened.data),
@@ -428,7 +450,11 @@ mod tests {
         );
         // 31 days and a second later, Flask refuses it, and so do we.
         assert_eq!(
-            k.open(plain, DEFAULT_MAX_AGE_SECS, now.add_secs(DEFAULT_MAX_AGE_SECS + 1)),
+            k.open(
+                plain,
+                DEFAULT_MAX_AGE_SECS,
+                now.add_secs(DEFAULT_MAX_AGE_SECS + 1)
+            ),
             Err(CookieError::Expired)
         );
     }
@@ -441,10 +467,7 @@ mod tests {
             t(r#"{"user_id":{" u":"6f1c"}}"#),
             serde_json::json!({"user_id": "6f1c"})
         );
-        assert_eq!(
-            t(r#"{" di":{" t__":"x"}}"#),
-            serde_json::json!({" t": "x"})
-        );
+        assert_eq!(t(r#"{" di":{" t__":"x"}}"#), serde_json::json!({" t": "x"}));
         assert_eq!(
             t(r#"{"a":{" m":"<b>"},"b":1}"#),
             serde_json::json!({"a": "<b>", "b": 1})

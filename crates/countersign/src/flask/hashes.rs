@@ -116,7 +116,7 @@ pub enum HashImportError {
 
 /// The digest of a Werkzeug pbkdf2 hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Digest {
+pub(crate) enum Digest {
     Sha256,
     Sha512,
 }
@@ -211,7 +211,10 @@ fn check_argon2(hash: &str) -> Result<(), HashImportError> {
     if u64::from(m) * u64::from(t) > MAX_ARGON2_WORK {
         return Err(too_costly(
             f,
-            format!("m×t={} KiB, at most {MAX_ARGON2_WORK}", u64::from(m) * u64::from(t)),
+            format!(
+                "m×t={} KiB, at most {MAX_ARGON2_WORK}",
+                u64::from(m) * u64::from(t)
+            ),
         ));
     }
     Ok(())
@@ -306,13 +309,11 @@ impl<'a> LegacyHash<'a> {
             ));
         }
         if n.saturating_mul(r).saturating_mul(p) > MAX_SCRYPT_WORK {
-            return Err(too_costly(
-                f,
-                format!("N·r·p above {MAX_SCRYPT_WORK}"),
-            ));
+            return Err(too_costly(f, format!("N·r·p above {MAX_SCRYPT_WORK}")));
         }
         Self::salt(f, salt)?;
-        let expected = hex_bytes(hex, 64).ok_or(malformed(f, "expected 128 lowercase hex digits"))?;
+        let expected =
+            hex_bytes(hex, 64).ok_or(malformed(f, "expected 128 lowercase hex digits"))?;
         Ok(Self::Scrypt {
             // Below 2^20 by the caps, so the log fits and r, p fit u32.
             log_n: n.trailing_zeros() as u8,
@@ -328,7 +329,12 @@ impl<'a> LegacyHash<'a> {
         let (digest, iterations) = match args.as_slice() {
             [digest, iterations] => (*digest, *iterations),
             // The default count changed across Werkzeug versions: it cannot be known.
-            [] | [_] => return Err(malformed(f, "no iteration count (pbkdf2:DIGEST:ITERATIONS)")),
+            [] | [_] => {
+                return Err(malformed(
+                    f,
+                    "no iteration count (pbkdf2:DIGEST:ITERATIONS)",
+                ));
+            }
             _ => return Err(malformed(f, "expected pbkdf2:DIGEST:ITERATIONS")),
         };
         let (digest, len) = match digest {
@@ -376,7 +382,10 @@ impl<'a> LegacyHash<'a> {
         };
         if !matches!(variant, "2a" | "2b" | "2y") {
             return Err(if variant == "2x" {
-                malformed(f, "the $2x$ variant (a known-buggy implementation) is not accepted")
+                malformed(
+                    f,
+                    "the $2x$ variant (a known-buggy implementation) is not accepted",
+                )
             } else {
                 HashImportError::Unknown
             });
@@ -499,7 +508,9 @@ mod tests {
 
     #[test]
     fn bcrypt_verifies() {
-        let h = bcrypt::hash_with_salt(PW, 4, [7u8; 16]).unwrap().format_for_version(bcrypt::Version::TwoB);
+        let h = bcrypt::hash_with_salt(PW, 4, [7u8; 16])
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoB);
         assert_eq!(check(&h), Ok(HashFormat::Bcrypt));
         let parsed = LegacyHash::parse(&h).unwrap();
         assert!(parsed.verify(PW));
@@ -573,7 +584,9 @@ mod tests {
         assert_eq!(check("sha256$salt$abcdef"), Err(HashImportError::Plain));
         assert_eq!(check(&"x".repeat(600)), Err(HashImportError::Unknown));
         // The message never quotes the hash.
-        let e = check("pbkdf2:sha256:1000$secretsalt$zz").unwrap_err().to_string();
+        let e = check("pbkdf2:sha256:1000$secretsalt$zz")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("secretsalt"), "{e}");
     }
 }

@@ -4,5 +4,5 @@
 //! - [`hashes`]: the password hashes Flask apps store (Werkzeug scrypt and pbkdf2, bcrypt,
 //!   argon2), checked against cost caps at import and verified at login, where the first
 //!   success replaces them with argon2id.
-pub mod hashes;
 pub mod cookie;
+pub mod hashes;
