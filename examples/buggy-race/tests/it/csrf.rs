@@ -59,9 +59,14 @@ async fn cross_site_requests_are_refused_even_with_the_token() {
         ("qty_tyres", "6"),
         ("csrf_token", &token),
     ]));
+    // The request arrives over plain HTTP (no TLS in process) at `Host: buggy.example`:
+    // its own origin is `http://buggy.example`, whatever the cookie settings.
     for (name, value) in [
         ("origin", "https://evil.example"),
-        ("origin", "http://buggy.example"),
+        // Another scheme is another origin.
+        ("origin", "https://buggy.example"),
+        // What sandboxed frames and `data:` pages send.
+        ("origin", "null"),
         ("sec-fetch-site", "cross-site"),
         ("sec-fetch-site", "same-site"),
     ] {
@@ -77,12 +82,29 @@ async fn cross_site_requests_are_refused_even_with_the_token() {
     // The app's own origin is fine.
     let reply = alice
         .send(
-            form_post("/buggy").header("origin", format!("https://{HOST}")),
+            form_post("/buggy").header("origin", format!("http://{HOST}")),
             Body::from(body),
         )
         .await;
     reply.assert_redirect("/buggy?saved");
     assert_eq!(fx.buggy_of(&fx.alice).qty_wheels, 6);
+    // So is `Origin: null` when the browser says same-origin: a page under
+    // `Referrer-Policy: no-referrer` posts that way.
+    let body = encode(&buggy_fields(&[
+        ("qty_wheels", "8"),
+        ("qty_tyres", "8"),
+        ("csrf_token", &token),
+    ]));
+    let reply = alice
+        .send(
+            form_post("/buggy")
+                .header("origin", "null")
+                .header("sec-fetch-site", "same-origin"),
+            Body::from(body),
+        )
+        .await;
+    reply.assert_redirect("/buggy?saved");
+    assert_eq!(fx.buggy_of(&fx.alice).qty_wheels, 8);
 }
 
 #[tokio::test]
