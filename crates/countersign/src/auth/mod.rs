@@ -32,6 +32,7 @@ use std::sync::{Arc, OnceLock};
 use arc_swap::ArcSwap;
 
 use crate::clock::{Clock, UnixTime};
+use crate::jwt::TokenKeys;
 use crate::keys::{KeyRing, Purpose, Subkey};
 use crate::password::HashingPool;
 use crate::refresh::RefreshHasher;
@@ -65,6 +66,9 @@ impl Keys {
 /// The authentication service.
 pub struct Auth {
     keys: ArcSwap<Keys>,
+    /// The asymmetric signer and public keys, and whether HS256 verifies (default: HS256
+    /// only); swapped on reload like `keys`.
+    token_keys: ArcSwap<TokenKeys>,
     config: AuthConfig,
     users: Arc<dyn UserStore>,
     store: Arc<dyn EphemeralStore>,
@@ -101,6 +105,7 @@ impl Auth {
         let ttl = config.cache_ttl;
         Self {
             keys: ArcSwap::from_pointee(Keys::new(ring)),
+            token_keys: ArcSwap::from_pointee(TokenKeys::default()),
             users,
             store,
             pool,
@@ -129,6 +134,18 @@ impl Auth {
     /// with; nothing is dropped.
     pub fn set_keys(&self, ring: KeyRing) {
         self.keys.store(Arc::new(Keys::new(ring)));
+    }
+
+    /// Replace the access-token keys: an EdDSA or ES256 signer, the public keys that
+    /// verify, whether HS256 tokens from the ring still do (SIGHUP, like
+    /// [`Auth::set_keys`]).
+    pub fn set_token_keys(&self, keys: TokenKeys) {
+        self.token_keys.store(Arc::new(keys));
+    }
+
+    /// The access-token keys in use (what the JWK Set publishes).
+    pub fn token_keys(&self) -> Arc<TokenKeys> {
+        self.token_keys.load_full()
     }
 
     /// The current key ring's ids, current first.

@@ -4,7 +4,7 @@ use zeroize::Zeroizing;
 
 use super::{Auth, BearerError, Method, Principal, RefreshError, TokenPair};
 use crate::clock::UnixTime;
-use crate::jwt::{self, Claims};
+use crate::jwt::Claims;
 use crate::refresh::{RefreshFamily, RefreshToken, RotateOutcome};
 use crate::session::SessionRecord;
 use crate::store::StoreError;
@@ -17,26 +17,29 @@ impl Auth {
     /// When the store fails.
     pub async fn issue_tokens(&self, user: &User) -> Result<TokenPair, StoreError> {
         let now = self.now();
-        // Read before the family is created: nothing that can fail comes after it.
+        // Read and sign before the family is created: nothing that can fail comes after it.
         let mark = self.store.issued_before(user.id).await?;
+        let access_token = self.access_token(user, mark, now)?;
         let family = RefreshFamily::new(user.id, &self.config.refresh, now);
         let refresh = RefreshToken::generate();
         let hash = self.keys.load().refresh.hash(&refresh);
         self.store.create_family(&family, &hash).await?;
-        Ok(self.access_pair(user, refresh, mark, now))
+        Ok(self.pair(access_token, &refresh))
     }
 
     /// The access token half of a pair, given the user's logout-everywhere `mark` (read
     /// before anything was committed; see [`Auth::refresh`]). `iat` is never earlier than
     /// the mark, so a login in the same second as a logout-everywhere is not revoked by it
-    /// (marks are `now + 1`: `iat` has whole seconds). Signing only: it cannot fail.
-    fn access_pair(
+    /// (marks are `now + 1`: `iat` has whole seconds). Signed with the asymmetric key when
+    /// one is set, else HS256. Called before anything is committed: an ES256 signature
+    /// needs the OS random source, and its (never expected) failure is a 503 like a store
+    /// outage, leaving nothing half done.
+    fn access_token(
         &self,
         user: &User,
-        refresh: RefreshToken,
         mark: Option<UnixTime>,
         now: UnixTime,
-    ) -> TokenPair {
+    ) -> Result<String, StoreError> {
         let mut claims = Claims::new(now.add_secs(self.config.issuance.ttl_secs));
         claims.sub = Some(user.id.to_string());
         claims.username = Some(user.username.as_str().to_owned());
@@ -45,7 +48,14 @@ impl Auth {
         claims.jti = Some(crate::random::token_id());
         claims.iss.clone_from(&self.config.issuance.issuer);
         claims.aud = self.config.issuance.audience.iter().cloned().collect();
-        let access_token = jwt::encode(&self.keys.load().ring, &claims);
+        self.token_keys
+            .load()
+            .encode(&self.keys.load().ring, &mut claims)
+            .map_err(crate::store::unavailable)
+    }
+
+    /// A pair of a signed access token and the new refresh token.
+    fn pair(&self, access_token: String, refresh: &RefreshToken) -> TokenPair {
         TokenPair {
             access_token,
             expires_in: self.config.issuance.ttl_secs,
@@ -82,7 +92,7 @@ impl Auth {
                     return Err(RefreshError::Invalid);
                 };
                 let mark = self.store.issued_before(user.id).await?;
-                Some((family.id, user, mark))
+                Some((family.id, self.access_token(&user, mark, now)?))
             }
             None => None,
         };
@@ -92,9 +102,7 @@ impl Auth {
             .await?;
         match outcome {
             RotateOutcome::Rotated { family } => match ready {
-                Some((id, user, mark)) if id == family.id => {
-                    Ok(self.access_pair(&user, next, mark, now))
-                }
+                Some((id, access_token)) if id == family.id => Ok(self.pair(access_token, &next)),
                 // Not live when peeked, yet rotated: a token never becomes live again, so
                 // this needs a store that contradicts itself. Refuse rather than sign
                 // without the reads.
@@ -119,7 +127,9 @@ impl Auth {
         }
         let verified = {
             let keys = self.keys.load();
-            jwt::verify(&keys.ring, &self.config.validation, token, self.now())
+            self.token_keys
+                .load()
+                .verify(&keys.ring, &self.config.validation, token, self.now())
         };
         if let Ok(v) = verified
             && let Some(jti) = v.claims.jti
@@ -139,7 +149,10 @@ impl Auth {
         let now = self.now();
         let claims = {
             let keys = self.keys.load();
-            jwt::verify(&keys.ring, &self.config.validation, token, now)?.claims
+            self.token_keys
+                .load()
+                .verify(&keys.ring, &self.config.validation, token, now)?
+                .claims
         };
         self.principal_from_claims(claims, now).await
     }

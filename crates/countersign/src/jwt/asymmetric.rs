@@ -18,8 +18,10 @@
 //! `docs/jwt.md` has the whole order and the list of refusals.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
 
 use super::{
     Issuance, Issued, JwtError, Part, ReservedClaim, Subject, Validation, Verified, check_claims,
@@ -199,6 +201,16 @@ pub struct TokenKeys {
     public: PublicKeys,
     accept_hs256: bool,
     issuer: Option<String>,
+    published: OnceLock<Jwks>,
+}
+
+/// The JWK Set document of a [`TokenKeys`] and its HTTP entity tag, made once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Jwks {
+    /// `{"keys":[…]}`.
+    pub body: String,
+    /// A strong entity tag (quoted): the first 128 bits of the body's SHA-256, base64url.
+    pub etag: String,
 }
 
 impl Default for TokenKeys {
@@ -209,6 +221,7 @@ impl Default for TokenKeys {
             public: PublicKeys::default(),
             accept_hs256: true,
             issuer: None,
+            published: OnceLock::new(),
         }
     }
 }
@@ -254,6 +267,17 @@ impl TokenKeys {
             public,
             accept_hs256,
             issuer,
+            published: OnceLock::new(),
+        })
+    }
+
+    /// The JWK Set to publish (the public keys) and its entity tag, computed on first use.
+    pub fn jwks(&self) -> &Jwks {
+        self.published.get_or_init(|| {
+            let body = self.public.to_jwks();
+            let digest = Sha256::digest(body.as_bytes());
+            let etag = format!("\"{}\"", b64::encode(&digest[..16]));
+            Jwks { body, etag }
         })
     }
 

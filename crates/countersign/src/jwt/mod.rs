@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 pub use self::asymmetric::{
-    Algorithm, IssueError, PublicKeys, Signer, TokenKeys, TokenKeysError, encode_signed,
+    Algorithm, IssueError, Jwks, PublicKeys, Signer, TokenKeys, TokenKeysError, encode_signed,
     issue_signed, verify_any,
 };
 pub use self::claims::{Claims, MAX_NUMERIC_DATE, REGISTERED};
