@@ -4,55 +4,117 @@ use http::{HeaderMap, HeaderValue, header};
 
 /// How the session and CSRF cookies are named and flagged.
 ///
-/// With `secure: true` (the default) the cookies carry `Secure` and the `__Host-` prefix,
-/// which a browser only accepts over HTTPS, from the host itself (no `Domain`) and with
-/// `Path=/`, so a sibling subdomain cannot plant one. `secure: false` is the server's
-/// `--insecure-cookies`, for plain-HTTP development only: it drops both.
+/// [`CookieConfig::secure`] (the default) gives the cookies `Secure` and the `__Host-`
+/// prefix, which a browser only accepts over HTTPS, from the host itself (no `Domain`) and
+/// with `Path=/`, so a sibling subdomain cannot plant one. [`CookieConfig::insecure`] is
+/// the server's `--insecure-cookies`, for plain-HTTP development only: it drops both.
+///
+/// The base name is `countersign`; [`CookieConfig::with_name`] changes it (two apps on one
+/// host need two names). The session cookie is called `__Host-<name>` and the pre-session
+/// CSRF cookie `__Host-<name>-csrf` (without the prefix when insecure).
 ///
 /// # Examples
 /// ```
 /// use countersign_axum::CookieConfig;
 ///
-/// let prod = CookieConfig { secure: true };
+/// let prod = CookieConfig::secure();
+/// assert_eq!(prod, CookieConfig::default());
 /// assert_eq!(prod.session_name(), "__Host-countersign");
 /// assert_eq!(
 ///     prod.session_cookie("v", 60).to_str().unwrap(),
 ///     "__Host-countersign=v; Path=/; Max-Age=60; HttpOnly; Secure; SameSite=Lax",
 /// );
-/// let dev = CookieConfig { secure: false };
+/// let dev = CookieConfig::insecure();
 /// assert_eq!(dev.csrf_name(), "countersign-csrf");
+///
+/// let mine = CookieConfig::secure().with_name("buggy-race").unwrap();
+/// assert_eq!(mine.session_name(), "__Host-buggy-race");
+/// assert_eq!(mine.csrf_name(), "__Host-buggy-race-csrf");
+/// assert!(CookieConfig::secure().with_name("a; Domain=evil").is_err());
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CookieConfig {
-    /// Whether cookies are `Secure` with the `__Host-` prefix (false only for plain-HTTP
-    /// development).
-    pub secure: bool,
+    secure: bool,
+    session_name: Box<str>,
+    csrf_name: Box<str>,
 }
+
+/// The cookies' base name unless [`CookieConfig::with_name`] gives another.
+pub const DEFAULT_COOKIE_NAME: &str = "countersign";
+
+/// The longest base name [`CookieConfig::with_name`] accepts, in bytes.
+pub const MAX_COOKIE_NAME: usize = 64;
+
+/// A cookie name [`CookieConfig::with_name`] refuses: empty, longer than
+/// [`MAX_COOKIE_NAME`], with a character a cookie name may not hold (RFC 6265 §4.1.1: a
+/// `token`, so no space, `;`, `=`, quote or control character), or starting with the
+/// `__Host-` / `__Secure-` prefix (the prefix is added when the cookies are secure).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} cannot name a cookie: use 1 to 64 letters, digits, `-`, `_` or `.`, without a `__Host-` or `__Secure-` prefix"
+)]
+pub struct BadCookieName(pub String);
 
 impl Default for CookieConfig {
     fn default() -> Self {
-        Self { secure: true }
+        Self::secure()
     }
 }
 
 impl CookieConfig {
-    /// The session cookie's name: `__Host-countersign`, or `countersign` when insecure.
-    pub fn session_name(&self) -> &'static str {
-        if self.secure {
-            "__Host-countersign"
+    /// `Secure` cookies with the `__Host-` prefix: for any site served over HTTPS (the
+    /// default).
+    pub fn secure() -> Self {
+        Self::named(true, DEFAULT_COOKIE_NAME)
+    }
+
+    /// Cookies without `Secure` and without the prefix, for plain-HTTP development only: a
+    /// network attacker can read and set them.
+    pub fn insecure() -> Self {
+        Self::named(false, DEFAULT_COOKIE_NAME)
+    }
+
+    /// The same flags with another base name.
+    ///
+    /// # Errors
+    /// [`BadCookieName`] when `name` cannot name a cookie.
+    pub fn with_name(self, name: &str) -> Result<Self, BadCookieName> {
+        let lower = name.to_ascii_lowercase();
+        let ok = !name.is_empty()
+            && name.len() <= MAX_COOKIE_NAME
+            && name.bytes().all(is_token_byte)
+            && !lower.starts_with("__host-")
+            && !lower.starts_with("__secure-");
+        if ok {
+            Ok(Self::named(self.secure, name))
         } else {
-            "countersign"
+            Err(BadCookieName(name.to_owned()))
         }
+    }
+
+    fn named(secure: bool, name: &str) -> Self {
+        let prefix = if secure { "__Host-" } else { "" };
+        Self {
+            secure,
+            session_name: format!("{prefix}{name}").into(),
+            csrf_name: format!("{prefix}{name}-csrf").into(),
+        }
+    }
+
+    /// Whether the cookies are `Secure` with the `__Host-` prefix.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The session cookie's name: `__Host-countersign`, or `countersign` when insecure.
+    pub fn session_name(&self) -> &str {
+        &self.session_name
     }
 
     /// The pre-session CSRF cookie's name: `__Host-countersign-csrf`, or
     /// `countersign-csrf` when insecure.
-    pub fn csrf_name(&self) -> &'static str {
-        if self.secure {
-            "__Host-countersign-csrf"
-        } else {
-            "countersign-csrf"
-        }
+    pub fn csrf_name(&self) -> &str {
+        &self.csrf_name
     }
 
     /// The scheme of this server's own origin, as the CSRF guard compares it with
@@ -88,6 +150,11 @@ impl CookieConfig {
     }
 }
 
+/// Whether `b` may appear in a cookie name (an RFC 7230 `tchar`).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// Whether `b` may appear in a cookie value (RFC 6265 §4.1.1 `cookie-octet`).
 fn is_cookie_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
@@ -113,8 +180,8 @@ fn set_cookie(config: &CookieConfig, name: &str, value: &str, max_age: Option<i6
         out.push_str("; Secure");
     }
     out.push_str("; SameSite=Lax");
-    // Invariant: names are our constants and the value was filtered to cookie-octets, so
-    // every byte is visible ASCII or a space, which a header value accepts.
+    // Invariant: names are tokens (checked by `with_name`) and the value was filtered to
+    // cookie-octets, so every byte is visible ASCII or a space, which a header value accepts.
     let mut value = HeaderValue::try_from(out).expect("cookie octets are valid header bytes");
     // A session id or CSRF token: `Debug` of the value (and of anything holding it, such
     // as `SignedIn`) prints `Sensitive`, never the cookie.

@@ -97,7 +97,10 @@ pub const FORM_LIMIT: usize = 64 * 1024;
 /// clients must send a bearer token.
 ///
 /// It also clears a bad session cookie that [`MaybeAuthenticated`](crate::MaybeAuthenticated)
-/// passed over, unless the handler sets a new one.
+/// passed over, unless the handler sets a new one, and the cookie of an
+/// [`AuthRejection::InvalidSession`] under a name set with
+/// [`CookieConfig::with_name`](crate::CookieConfig::with_name) (the rejection itself only
+/// knows the default names).
 ///
 /// A request with nothing to check (a safe method or a bearer token, and no session
 /// cookie) goes straight to the route: no allocation, no extra future.

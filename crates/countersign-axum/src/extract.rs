@@ -388,9 +388,18 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = Arc::<AuthState>::from_ref(state);
-        match resolve(&state, parts).await? {
-            Some(principal) => Ok(Self(principal)),
-            None => {
+        match resolve(&state, parts).await {
+            Ok(Some(principal)) => Ok(Self(principal)),
+            Err(AuthRejection::InvalidSession) => {
+                // The rejection clears the cookie under the default names only; the guard
+                // knows the configured one.
+                if let Some(stale) = parts.extensions.get::<StaleSession>() {
+                    stale.mark();
+                }
+                Err(AuthRejection::InvalidSession)
+            }
+            Err(rejection) => Err(rejection),
+            Ok(None) => {
                 let rejection = AuthRejection::MissingToken;
                 rejection.count();
                 Err(rejection)

@@ -10,7 +10,10 @@
 //!   [`issue_pre_session_csrf`] give forms their tokens.
 //! - [`sign_in`], [`sign_out`]: a fresh session id at every sign-in, the record deleted at
 //!   sign-out.
+//! - [`handlers`]: a ready login form, login and logout, for forms and JSON.
 //! - [`CookieConfig`]: the session and CSRF cookies' names and `Set-Cookie` values.
+//! - [`ClientAddr`], [`UserAgent`]: who sent a request, through the proxies you trust
+//!   ([`TrustedProxies`]).
 //!
 //! The extractors work with any router state `S` for which `Arc<AuthState>: FromRef<S>`.
 //!
@@ -53,10 +56,13 @@ mod cookie;
 mod csrf;
 mod extract;
 mod forwarded;
+pub mod handlers;
 mod rejection;
 mod sign;
 
-pub use crate::cookie::{CookieConfig, read_cookie};
+pub use crate::cookie::{
+    BadCookieName, CookieConfig, DEFAULT_COOKIE_NAME, MAX_COOKIE_NAME, read_cookie,
+};
 pub use crate::csrf::{
     CSRF_FIELD, CSRF_HEADER, CsrfFuture, CsrfGuard, CsrfLayer, FORM_LIMIT, RejectionPage,
     issue_pre_session_csrf, pre_session_csrf,

@@ -16,6 +16,33 @@ use crate::cookie::CookieConfig;
 /// The client only ever learns the variant: which check a token failed is logged (with
 /// the engine's stable code), never sent.
 ///
+/// The realm (`countersign`) and the messages are the HTTP contract's, the same in every
+/// app; a rejection holds no configuration, so that it can be built and answered anywhere.
+/// An application that wants its own wording finds the rejection in the extensions of the
+/// response it produced and rewrites the response in a layer of its own (the reasoning is
+/// in `docs/decisions.md`):
+///
+/// ```
+/// use axum::{Json, Router, middleware::map_response, response::{IntoResponse, Response}};
+/// use countersign_axum::AuthRejection;
+///
+/// async fn reword(response: Response) -> Response {
+///     match response.extensions().get::<AuthRejection>() {
+///         Some(AuthRejection::MissingToken) => {
+///             let (parts, _) = response.into_parts();
+///             let body = Json(serde_json::json!({
+///                 "error": "missing_token",
+///                 "message": "Please sign in.",
+///             }));
+///             (parts, body).into_response()
+///         }
+///         _ => response,
+///     }
+/// }
+///
+/// let app: Router = Router::new().layer(map_response(reword));
+/// ```
+///
 /// | variant | status | extra headers | `error` |
 /// |---|---|---|---|
 /// | `MissingToken` | 401 | `WWW-Authenticate: Bearer realm="countersign"` | `missing_token` |
@@ -158,15 +185,11 @@ impl AuthRejection {
                 .to_owned(),
             other => other.message(),
         };
-        let page = format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width\">\
-             <title>{title}</title></head>\n<body><main><h1>{title}</h1>\
-             <p role=\"alert\">{message}</p><p><a href=\"/\">Home</a></p></main></body></html>\n",
-            title = escape(title),
-            message = escape(&message),
+        let body = format!(
+            "<p role=\"alert\">{}</p><p><a href=\"/\">Home</a></p>",
+            escape(&message)
         );
-        *response.body_mut() = axum::body::Body::from(page);
+        *response.body_mut() = axum::body::Body::from(html_page(title, &body));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
@@ -206,10 +229,11 @@ impl IntoResponse for AuthRejection {
         match self {
             Self::InvalidSession => {
                 // A rejection carries no configuration, so clear the cookie under both
-                // names; the one the client does not have is ignored.
-                for secure in [true, false] {
-                    let cookie = CookieConfig { secure }.clear_session_cookie();
-                    headers.append(header::SET_COOKIE, cookie);
+                // default names; the one the client does not have is ignored. A name set
+                // with `CookieConfig::with_name` is cleared by the `CsrfLayer`, which
+                // knows it.
+                for config in [CookieConfig::secure(), CookieConfig::insecure()] {
+                    headers.append(header::SET_COOKIE, config.clear_session_cookie());
                 }
             }
             Self::Unavailable { retry_after_secs } => {
@@ -217,6 +241,7 @@ impl IntoResponse for AuthRejection {
             }
             _ => {}
         }
+        response.extensions_mut().insert(self);
         response
     }
 }
@@ -243,8 +268,18 @@ pub fn wants_html(parts: &Parts) -> bool {
         })
 }
 
+/// A short HTML page: `title` (text) as the title and heading, then `body` (HTML).
+pub(crate) fn html_page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{title}</title></head>\n<body><main><h1>{title}</h1>{body}</main></body></html>\n",
+        title = escape(title),
+    )
+}
+
 /// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

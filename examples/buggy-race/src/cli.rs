@@ -143,8 +143,10 @@ impl Config {
             addr: args.addr,
             key,
             key_generated,
-            cookies: CookieConfig {
-                secure: args.secure_cookies,
+            cookies: if args.secure_cookies {
+                CookieConfig::secure()
+            } else {
+                CookieConfig::insecure()
             },
             accounts,
         })
@@ -210,7 +212,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
              and tokens end when the process stops"
         );
     }
-    if !config.cookies.secure {
+    if !config.cookies.is_secure() {
         tracing::warn!(
             "cookies are not Secure (plain HTTP, for local development); behind an HTTPS \
              proxy, pass --secure-cookies"

@@ -192,7 +192,7 @@ impl AppState {
         );
         Ok(Self::new(Arc::new(AuthState::new(
             Arc::new(auth),
-            options.cookies,
+            options.cookies.clone(),
         ))))
     }
 

@@ -235,7 +235,7 @@ pub struct Fx {
 }
 
 pub async fn fixture() -> Fx {
-    fixture_with(CookieConfig { secure: true }).await
+    fixture_with(CookieConfig::secure()).await
 }
 
 pub async fn fixture_with(cookies: CookieConfig) -> Fx {

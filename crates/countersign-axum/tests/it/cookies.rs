@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use countersign_axum::{
-    AuthRejection, AuthState, CookieConfig, issue_pre_session_csrf, read_cookie,
+    AuthRejection, AuthState, BadCookieName, CookieConfig, issue_pre_session_csrf, read_cookie,
 };
 use http::{HeaderMap, HeaderValue, header};
 
@@ -11,19 +11,102 @@ use crate::common::*;
 
 #[test]
 fn names() {
-    let secure = CookieConfig { secure: true };
-    let insecure = CookieConfig { secure: false };
+    let secure = CookieConfig::secure();
+    let insecure = CookieConfig::insecure();
     assert_eq!(CookieConfig::default(), secure);
     assert_eq!(secure.session_name(), "__Host-countersign");
     assert_eq!(secure.csrf_name(), "__Host-countersign-csrf");
     assert_eq!(insecure.session_name(), "countersign");
     assert_eq!(insecure.csrf_name(), "countersign-csrf");
+    assert!(secure.is_secure());
+    assert!(!insecure.is_secure());
+}
+
+#[test]
+fn configured_names() {
+    let mine = CookieConfig::secure().with_name("buggy_race.v2").unwrap();
+    assert_eq!(mine.session_name(), "__Host-buggy_race.v2");
+    assert_eq!(mine.csrf_name(), "__Host-buggy_race.v2-csrf");
+    assert_eq!(
+        mine.session_cookie("v", 5),
+        "__Host-buggy_race.v2=v; Path=/; Max-Age=5; HttpOnly; Secure; SameSite=Lax"
+    );
+    let dev = CookieConfig::insecure().with_name("buggy").unwrap();
+    assert_eq!(dev.session_name(), "buggy");
+    assert_eq!(dev.csrf_name(), "buggy-csrf");
+    assert!(!dev.is_secure());
+    let long = "a".repeat(65);
+    for bad in [
+        "",
+        "a b",
+        "a;b",
+        "a=b",
+        "a\"b",
+        "a\r\nSet-Cookie: x",
+        "é",
+        "__Host-x",
+        "__host-x",
+        "__Secure-x",
+        long.as_str(),
+    ] {
+        assert_eq!(
+            CookieConfig::secure().with_name(bad),
+            Err(BadCookieName(bad.to_owned())),
+            "{bad:?}"
+        );
+    }
+    assert!(CookieConfig::secure().with_name(&"a".repeat(64)).is_ok());
+}
+
+/// A rejection's response carries the rejection, so an application can reword it in a
+/// layer of its own (the doc example on `AuthRejection`).
+#[tokio::test]
+async fn rejections_ride_on_their_response() {
+    use axum::middleware::map_response;
+    use axum::response::{IntoResponse, Response};
+
+    async fn reword(response: Response) -> Response {
+        match response.extensions().get::<AuthRejection>() {
+            Some(AuthRejection::MissingToken) => {
+                let (parts, _) = response.into_parts();
+                let body = axum::Json(serde_json::json!({
+                    "error": "missing_token",
+                    "message": "Please sign in.",
+                }));
+                (parts, body).into_response()
+            }
+            _ => response,
+        }
+    }
+    let fx = fixture().await;
+    let app = fx.app.clone().layer(map_response(reword));
+    let r = call(
+        &app,
+        get_req("/protected")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    r.assert_rejection(
+        401,
+        Some(WWW_REALM),
+        r#"{"error":"missing_token","message":"Please sign in."}"#,
+    );
+    let r = call(
+        &app,
+        get_req("/protected")
+            .header(header::AUTHORIZATION, "Bearer nonsense")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    r.assert_rejection(401, Some(WWW_INVALID), INVALID);
 }
 
 #[test]
 fn set_cookie_values() {
-    let secure = CookieConfig { secure: true };
-    let insecure = CookieConfig { secure: false };
+    let secure = CookieConfig::secure();
+    let insecure = CookieConfig::insecure();
     assert_eq!(
         secure.session_cookie("abc.def", 3600),
         "__Host-countersign=abc.def; Path=/; Max-Age=3600; HttpOnly; Secure; SameSite=Lax"

@@ -326,11 +326,8 @@ async fn origin_decides_without_sec_fetch_site() {
 async fn own_origin_is_where_the_request_arrived_not_the_cookie_mode() {
     // Secure cookies served over plain HTTP (the server's default at 127.0.0.1): the
     // browser's origin is http://…, and that is the request's own origin.
-    for cookies in [
-        CookieConfig { secure: true },
-        CookieConfig { secure: false },
-    ] {
-        let fx = fixture_with(cookies).await;
+    for cookies in [CookieConfig::secure(), CookieConfig::insecure()] {
+        let fx = fixture_with(cookies.clone()).await;
         for (origin, ok) in [
             ("http://auth.example", true),
             ("http://auth.example:80", true),
@@ -617,7 +614,7 @@ async fn skipped_routes_and_unmatched_requests_pass_the_others_are_checked() {
 async fn via_peer(fx: &Fx, peer: &str, headers: &[(&str, &str)]) -> Reply {
     use std::sync::Arc;
     let state = Arc::new(
-        countersign_axum::AuthState::new(Arc::clone(&fx.auth), CookieConfig { secure: true })
+        countersign_axum::AuthState::new(Arc::clone(&fx.auth), CookieConfig::secure())
             .with_trusted_proxies("127.0.0.1/32".parse().unwrap()),
     );
     let app = router(state);

@@ -8,6 +8,7 @@ mod browser;
 mod common;
 mod cookies;
 mod csrf;
+mod handlers;
 mod maybe;
 mod metrics;
 mod roles;

@@ -118,7 +118,7 @@ async fn logout_everywhere_ends_sessions() {
 
 #[tokio::test]
 async fn insecure_cookies_use_the_plain_name() {
-    let fx = fixture_with(CookieConfig { secure: false }).await;
+    let fx = fixture_with(CookieConfig::insecure()).await;
     let (cookie, _) = fx.session(&fx.alice).await;
     fx.call(with_cookie(&format!("countersign={cookie}")))
         .await

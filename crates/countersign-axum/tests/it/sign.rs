@@ -70,7 +70,7 @@ async fn sign_out_deletes_the_record_so_a_copied_cookie_is_refused() {
 
 #[test]
 fn cookie_values_print_as_sensitive() {
-    let config = countersign_axum::CookieConfig { secure: true };
+    let config = countersign_axum::CookieConfig::secure();
     let value = config.clear_session_cookie();
     assert!(value.is_sensitive());
     assert_eq!(format!("{value:?}"), "Sensitive");

@@ -82,8 +82,10 @@ impl App {
         let auth = Arc::new(Auth::new(ring, auth_config, users, store, pool, clock));
         let auth = Arc::new(AuthState {
             auth,
-            cookies: CookieConfig {
-                secure: !config.insecure_cookies,
+            cookies: if config.insecure_cookies {
+                CookieConfig::insecure()
+            } else {
+                CookieConfig::secure()
             },
             allowed_origins: config
                 .allowed_origins

@@ -209,7 +209,7 @@ pub fn refused(app: &App, parts: &Parts, rejection: &AuthRejection) -> Option<Re
     let no_cookie = read_cookie(&parts.headers, cookies.csrf_name()).is_none()
         && read_cookie(&parts.headers, cookies.session_name()).is_none();
     let message = match rejection {
-        AuthRejection::CsrfFailed if no_cookie && cookies.secure => COOKIE_DROPPED,
+        AuthRejection::CsrfFailed if no_cookie && cookies.is_secure() => COOKIE_DROPPED,
         AuthRejection::CsrfFailed => FORM_EXPIRED,
         AuthRejection::PayloadTooLarge { .. } => "The form was too large. Please try again.",
         _ => "Authentication is temporarily unavailable. Please try again shortly.",
