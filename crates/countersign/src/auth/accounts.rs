@@ -71,7 +71,11 @@ impl Auth {
                 if verdict.needs_rehash
                     && let Ok(hash) = self.pool.hash(password).await
                 {
-                    self.users.set_password_hash(user.id, &hash).await?;
+                    // Only while the stored hash is still the one just verified: a password
+                    // changed meanwhile is never overwritten by the old one's rehash.
+                    self.users
+                        .replace_password_hash(user.id, &user.password_hash, &hash)
+                        .await?;
                 }
                 Ok(user)
             }

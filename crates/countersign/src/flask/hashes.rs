@@ -57,7 +57,7 @@ const MAX_HASH_LEN: usize = 512;
 const MAX_SALT_LEN: usize = 256;
 
 /// Which kind of hash a stored string is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum HashFormat {
     /// Werkzeug's `scrypt:N:r:p$salt$hex`.

@@ -4,5 +4,9 @@
 //! - [`hashes`]: the password hashes Flask apps store (Werkzeug scrypt and pbkdf2, bcrypt,
 //!   argon2), checked against cost caps at import and verified at login, where the first
 //!   success replaces them with argon2id.
+//! - [`import`]: `countersign user import`: those hashes from CSV or JSON lines, streamed
+//!   into one transaction.
+//! - [`cookie`]: Flask's signed session cookie (itsdangerous), read and written.
 pub mod cookie;
 pub mod hashes;
+pub mod import;
