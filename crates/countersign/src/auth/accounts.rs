@@ -200,6 +200,8 @@ impl Auth {
         self.store.revoke_issued_before(user, mark).await?;
         self.issued_before.put(user, Some(mark));
         self.store.revoke_user_families(user).await?;
+        // Flask session cookies signed before now are refused by the bridge from now on.
+        crate::flask::bridge::record_logout(self, user).await?;
         let listed = self.store.list_user_sessions(user, UnixTime(0)).await?;
         let n = self.store.delete_user_sessions(user).await?;
         for r in listed {

@@ -158,6 +158,12 @@ impl Auth {
             .collect()
     }
 
+    /// The key ring as Flask session-cookie signing keys for `salt`
+    /// ([`crate::flask::cookie`]). Crate-private: raw key bytes never leave the engine.
+    pub(crate) fn flask_cookie_keys(&self, salt: &str) -> crate::flask::cookie::CookieKeys {
+        crate::flask::cookie::CookieKeys::from_ring(&self.keys.load().ring, salt)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &AuthConfig {
         &self.config

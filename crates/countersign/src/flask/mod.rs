@@ -7,6 +7,10 @@
 //! - [`import`]: `countersign user import`: those hashes from CSV or JSON lines, streamed
 //!   into one transaction.
 //! - [`cookie`]: Flask's signed session cookie (itsdangerous), read and written.
+//! - [`bridge`]: a Flask session cookie exchanged for a countersign session, one written
+//!   back at login, and no replay after a logout.
+
+pub mod bridge;
 pub mod cookie;
 pub mod hashes;
 pub mod import;
