@@ -287,6 +287,11 @@ impl Hasher {
         })
     }
 
+    /// The parameters it hashes with.
+    pub fn params(&self) -> HashParams {
+        self.params
+    }
+
     /// Hash a password (blocking; call through [`HashingPool`] from async code).
     ///
     /// # Errors

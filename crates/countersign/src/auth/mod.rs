@@ -10,6 +10,7 @@
 //! trade-off is written up in `docs/decisions.md`.
 
 mod accounts;
+mod builder;
 mod cache;
 mod config;
 mod csrf;
@@ -21,6 +22,7 @@ mod setup;
 mod testkit;
 mod tokens;
 
+pub use builder::{AuthBuilder, BuildError, DEFAULT_HASHING_QUEUE};
 pub use config::{AuthConfig, DEFAULT_REGISTRATIONS_PER_ADDRESS, ThrottlePolicy};
 pub use csrf::PRE_SESSION_CSRF_TTL_SECS;
 pub use error::{AccountError, BearerError, LoginError, RefreshError, SessionError};
