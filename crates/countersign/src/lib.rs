@@ -11,7 +11,8 @@
 //! - [`flask`]: importing a Flask app's users and reading its session cookie.
 //! - [`setup`]: the one-time link that creates the first administrator.
 //! - [`store`]: the storage traits; [`memory`] implements them in process; [`redact`]: store
-//!   URLs without their secrets.
+//!   URLs without their secrets. `testing` (feature of that name): a store wrapper that
+//!   fails operations on demand, for tests.
 //!
 //! No HTTP and no database driver live here: the web and storage crates depend on this
 //! one, never the reverse.
@@ -34,4 +35,6 @@ pub mod session;
 pub mod setup;
 pub mod signing;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod user;

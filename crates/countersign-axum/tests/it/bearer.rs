@@ -215,5 +215,5 @@ async fn bearer_wins_over_cookie() {
     // And the good cookie is not cleared.
     assert!(r.set_cookies().is_empty());
     // The session was never looked at.
-    assert_eq!(fx.store.loads(), 0);
+    assert_eq!(fx.store.calls("load_session"), 0);
 }

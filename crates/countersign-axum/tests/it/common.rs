@@ -1,12 +1,10 @@
 //! The fixture: an `Auth` over a memory store that can be switched off and counts session
-//! loads, a manual clock, two users, and a test router.
+//! loads (`FaultyStore`), a manual clock, two users, and a test router.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Form, FromRef};
 use axum::routing::{get, post};
@@ -15,13 +13,10 @@ use countersign::auth::{Auth, AuthConfig};
 use countersign::clock::{ManualClock, UnixTime};
 use countersign::keys::{KeyRing, SecretKey};
 use countersign::memory::MemoryStore;
-use countersign::password::{HashParams, Hasher, HashingPool, Password, PasswordHash};
-use countersign::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
-use countersign::session::{SessionKey, SessionRecord};
-use countersign::store::{
-    RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore, UserStore, unavailable,
-};
-use countersign::user::{NewUser, Role, User, UserId};
+use countersign::password::{HashParams, Hasher, HashingPool, Password};
+use countersign::session::SessionRecord;
+use countersign::testing::FaultyStore;
+use countersign::user::{Role, User};
 use countersign_axum::{
     Admin, AuthState, Authenticated, CookieConfig, CsrfLayer, MaybeAuthenticated, RequireRole,
     RoleName,
@@ -30,197 +25,6 @@ use http::{HeaderMap, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// A memory store that fails with `StoreError::Unavailable` while `down`, and counts
-/// session loads.
-#[derive(Default)]
-pub struct Flaky {
-    inner: MemoryStore,
-    pub down: AtomicBool,
-    pub session_loads: AtomicUsize,
-}
-
-impl Flaky {
-    fn check(&self) -> StoreResult<()> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(unavailable(std::io::Error::other(
-                "the test switched the store off",
-            )))
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn loads(&self) -> usize {
-        self.session_loads.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl SessionStore for Flaky {
-    async fn create_session(&self, record: &SessionRecord) -> StoreResult<()> {
-        self.check()?;
-        self.inner.create_session(record).await
-    }
-    async fn load_session(
-        &self,
-        key: &SessionKey,
-        now: UnixTime,
-    ) -> StoreResult<Option<SessionRecord>> {
-        self.session_loads.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.load_session(key, now).await
-    }
-    async fn touch_session(
-        &self,
-        key: &SessionKey,
-        last_seen: UnixTime,
-        idle_deadline: UnixTime,
-    ) -> StoreResult<bool> {
-        self.check()?;
-        self.inner
-            .touch_session(key, last_seen, idle_deadline)
-            .await
-    }
-    async fn delete_session(&self, key: &SessionKey) -> StoreResult<bool> {
-        self.check()?;
-        self.inner.delete_session(key).await
-    }
-    async fn list_user_sessions(
-        &self,
-        user: UserId,
-        now: UnixTime,
-    ) -> StoreResult<Vec<SessionRecord>> {
-        self.check()?;
-        self.inner.list_user_sessions(user, now).await
-    }
-    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
-        self.check()?;
-        self.inner.delete_user_sessions(user).await
-    }
-    async fn sweep_sessions(&self, now: UnixTime) -> StoreResult<u64> {
-        self.check()?;
-        self.inner.sweep_sessions(now).await
-    }
-    async fn ping_sessions(&self) -> StoreResult<()> {
-        self.check()?;
-        self.inner.ping_sessions().await
-    }
-}
-
-#[async_trait]
-impl RefreshStore for Flaky {
-    async fn create_family(&self, family: &RefreshFamily, first: &RefreshHash) -> StoreResult<()> {
-        self.check()?;
-        self.inner.create_family(family, first).await
-    }
-    async fn peek_family(
-        &self,
-        presented: &[RefreshHash],
-        now: UnixTime,
-    ) -> StoreResult<Option<RefreshFamily>> {
-        self.check()?;
-        self.inner.peek_family(presented, now).await
-    }
-    async fn rotate(
-        &self,
-        presented: &[RefreshHash],
-        next: &RefreshHash,
-        idle_secs: i64,
-        now: UnixTime,
-    ) -> StoreResult<RotateOutcome> {
-        self.check()?;
-        self.inner.rotate(presented, next, idle_secs, now).await
-    }
-    async fn revoke_by_token(&self, presented: &[RefreshHash]) -> StoreResult<bool> {
-        self.check()?;
-        self.inner.revoke_by_token(presented).await
-    }
-    async fn revoke_family(&self, id: &FamilyId) -> StoreResult<bool> {
-        self.check()?;
-        self.inner.revoke_family(id).await
-    }
-    async fn revoke_user_families(&self, user: UserId) -> StoreResult<u64> {
-        self.check()?;
-        self.inner.revoke_user_families(user).await
-    }
-    async fn sweep_families(&self, now: UnixTime) -> StoreResult<u64> {
-        self.check()?;
-        self.inner.sweep_families(now).await
-    }
-}
-
-#[async_trait]
-impl RevocationStore for Flaky {
-    async fn deny_jti(&self, jti: &str, until: UnixTime) -> StoreResult<()> {
-        self.check()?;
-        self.inner.deny_jti(jti, until).await
-    }
-    async fn is_jti_denied(&self, jti: &str, now: UnixTime) -> StoreResult<bool> {
-        self.check()?;
-        self.inner.is_jti_denied(jti, now).await
-    }
-    async fn revoke_issued_before(&self, user: UserId, before: UnixTime) -> StoreResult<()> {
-        self.check()?;
-        self.inner.revoke_issued_before(user, before).await
-    }
-    async fn issued_before(&self, user: UserId) -> StoreResult<Option<UnixTime>> {
-        self.check()?;
-        self.inner.issued_before(user).await
-    }
-}
-
-#[async_trait]
-impl ThrottleStore for Flaky {
-    async fn hit(
-        &self,
-        key: &str,
-        window_secs: i64,
-        now: UnixTime,
-    ) -> StoreResult<(u64, UnixTime)> {
-        self.check()?;
-        self.inner.hit(key, window_secs, now).await
-    }
-    async fn peek(&self, key: &str, now: UnixTime) -> StoreResult<(u64, UnixTime)> {
-        self.check()?;
-        self.inner.peek(key, now).await
-    }
-    async fn clear(&self, key: &str) -> StoreResult<()> {
-        self.check()?;
-        self.inner.clear(key).await
-    }
-}
-
-/// Users live in a plain memory store (the tests switch off only the session store).
-struct Users(MemoryStore);
-
-#[async_trait]
-impl UserStore for Users {
-    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        self.0.create_user(user).await
-    }
-    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        self.0.user_by_name(username).await
-    }
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        self.0.user_by_id(id).await
-    }
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.0.list_users().await
-    }
-    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
-        self.0.set_password_hash(id, hash).await
-    }
-    async fn set_role(&self, id: UserId, role: &Role) -> StoreResult<bool> {
-        self.0.set_role(id, role).await
-    }
-    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        self.0.delete_user(id).await
-    }
-    async fn ping(&self) -> StoreResult<()> {
-        self.0.ping().await
-    }
-}
-
 pub const START: UnixTime = UnixTime(1_700_000_000);
 pub const HOST: &str = "auth.example";
 
@@ -228,7 +32,7 @@ pub struct Fx {
     pub auth: Arc<Auth>,
     pub state: Arc<AuthState>,
     pub clock: ManualClock,
-    pub store: Arc<Flaky>,
+    pub store: Arc<FaultyStore<MemoryStore>>,
     pub alice: User,
     pub root: User,
     pub app: Router,
@@ -252,11 +56,12 @@ pub async fn fixture_with(cookies: CookieConfig) -> Fx {
     .unwrap();
     let pool = HashingPool::new(hasher, 1, 16).unwrap();
     let clock = ManualClock::new(START);
-    let store = Arc::new(Flaky::default());
+    // Only the session store fails when a test switches it off; users live apart.
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let auth = Arc::new(Auth::new(
         ring,
         config,
-        Arc::new(Users(MemoryStore::new())),
+        Arc::new(MemoryStore::new()),
         Arc::clone(&store) as _,
         pool,
         Arc::new(clock.clone()),

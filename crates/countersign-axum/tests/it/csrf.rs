@@ -111,7 +111,7 @@ async fn right_token_in_the_header() {
     r.assert_ok();
     assert_eq!(r.body, "done by alice");
     // The guard's lookup is reused by the extractor: one load, not two.
-    assert_eq!(fx.store.loads(), 1);
+    assert_eq!(fx.store.calls("load_session"), 1);
 }
 
 #[tokio::test]

@@ -384,9 +384,7 @@ async fn a_store_outage_is_503_and_no_session() {
     let fx = fixture().await;
     let app = app(Arc::clone(&fx.state));
     let (cookie, token) = json_token(&app).await;
-    fx.store
-        .down
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    fx.store.fail_all();
     let body = format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#);
     let r = call(&app, json_post("/login", &cookie, &token, &body)).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);

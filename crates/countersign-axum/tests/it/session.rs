@@ -49,11 +49,11 @@ async fn bad_mac_is_refused_before_any_lookup() {
     let mut mac = mac.to_owned().into_bytes();
     mac[0] = if mac[0] == b'A' { b'B' } else { b'A' };
     let forged = format!("{id}.{}", String::from_utf8(mac).unwrap());
-    let before = fx.store.loads();
+    let before = fx.store.calls("load_session");
     let r = fx.call(with_cookie(&fx.session_cookie(&forged))).await;
     assert_invalid_session(&r);
     assert_eq!(
-        fx.store.loads(),
+        fx.store.calls("load_session"),
         before,
         "a forged cookie reached the store"
     );
@@ -62,7 +62,7 @@ async fn bad_mac_is_refused_before_any_lookup() {
         let r = fx.call(with_cookie(&fx.session_cookie(junk))).await;
         assert_invalid_session(&r);
     }
-    assert_eq!(fx.store.loads(), before);
+    assert_eq!(fx.store.calls("load_session"), before);
 }
 
 #[tokio::test]

@@ -1,7 +1,5 @@
 //! A store outage is a 503 with `Retry-After`, never a 401 that would log people out.
 
-use std::sync::atomic::Ordering;
-
 use axum::body::Body;
 use http::header;
 
@@ -24,7 +22,7 @@ fn assert_unavailable(r: &Reply) {
 async fn bearer_with_store_down() {
     let fx = fixture().await;
     let token = fx.token(&fx.alice).await;
-    fx.store.down.store(true, Ordering::SeqCst);
+    fx.store.fail_all();
     let r = fx
         .call(
             get_req("/protected")
@@ -40,7 +38,7 @@ async fn bearer_with_store_down() {
 async fn session_with_store_down() {
     let fx = fixture().await;
     let (cookie, record) = fx.session(&fx.alice).await;
-    fx.store.down.store(true, Ordering::SeqCst);
+    fx.store.fail_all();
     let get = |uri: &str| {
         get_req(uri)
             .header(header::COOKIE, fx.session_cookie(&cookie))
@@ -62,7 +60,7 @@ async fn session_with_store_down() {
         .await;
     assert_unavailable(&r);
     // Back up: the same session works again.
-    fx.store.down.store(false, Ordering::SeqCst);
+    fx.store.recover();
     fx.call(get("/protected")).await.assert_ok();
 }
 
@@ -70,7 +68,7 @@ async fn session_with_store_down() {
 async fn a_bad_mac_needs_no_store() {
     // Forged cookies are refused even while the store is down: no lookup is made.
     let fx = fixture().await;
-    fx.store.down.store(true, Ordering::SeqCst);
+    fx.store.fail_all();
     let forged = format!("{}.{}", "A".repeat(43), "B".repeat(43));
     let r = fx
         .call(

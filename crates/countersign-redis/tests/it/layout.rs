@@ -57,7 +57,7 @@ async fn expiry_ms(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i
 #[tokio::test]
 async fn session_keys_expire_at_the_earlier_deadline() {
     let Some(t) = test_store().await else { return };
-    let (s, p) = (&t.store, t.store.key_prefix().to_owned());
+    let (s, p) = (t.inner(), t.inner().key_prefix().to_owned());
     let mut conn = raw().await;
     let now = SystemClock.now();
     let u = user();
@@ -117,7 +117,7 @@ async fn session_keys_expire_at_the_earlier_deadline() {
 #[tokio::test]
 async fn family_denylist_and_counter_keys_expire() {
     let Some(t) = test_store().await else { return };
-    let (s, p) = (&t.store, t.store.key_prefix().to_owned());
+    let (s, p) = (t.inner(), t.inner().key_prefix().to_owned());
     let mut conn = raw().await;
     let now = SystemClock.now();
     let u = user();
@@ -178,7 +178,7 @@ async fn family_denylist_and_counter_keys_expire() {
 #[tokio::test]
 async fn index_entries_of_records_redis_expired_are_pruned() {
     let Some(t) = test_store().await else { return };
-    let (s, p) = (&t.store, t.store.key_prefix().to_owned());
+    let (s, p) = (t.inner(), t.inner().key_prefix().to_owned());
     let mut conn = raw().await;
     let now = SystemClock.now();
     let u = user();
@@ -214,16 +214,16 @@ async fn prefixes_isolate_stores() {
     };
     let now = SystemClock.now();
     let r = session(user(), &SessionPolicy::default(), now);
-    a.store.create_session(&r).await.unwrap();
-    assert_eq!(b.store.load_session(&r.key, now).await.unwrap(), None);
-    b.store.create_session(&r).await.unwrap();
-    assert!(b.store.delete_session(&r.key).await.unwrap());
+    a.inner().create_session(&r).await.unwrap();
+    assert_eq!(b.inner().load_session(&r.key, now).await.unwrap(), None);
+    b.inner().create_session(&r).await.unwrap();
+    assert!(b.inner().delete_session(&r.key).await.unwrap());
     assert_eq!(
-        a.store.load_session(&r.key, now).await.unwrap(),
+        a.inner().load_session(&r.key, now).await.unwrap(),
         Some(r.clone())
     );
-    assert_eq!(b.store.hit("k", 60, now).await.unwrap().0, 1);
-    assert_eq!(a.store.peek("k", now).await.unwrap().0, 0);
+    assert_eq!(b.inner().hit("k", 60, now).await.unwrap().0, 1);
+    assert_eq!(a.inner().peek("k", now).await.unwrap().0, 0);
 }
 
 #[tokio::test]
@@ -231,12 +231,12 @@ async fn long_throttle_keys_are_stored_hashed() {
     let Some(t) = test_store().await else { return };
     let now = SystemClock.now();
     let long = format!("acct:{}", "a".repeat(100_000));
-    assert_eq!(t.store.hit(&long, 60, now).await.unwrap().0, 1);
-    assert_eq!(t.store.hit(&long, 60, now).await.unwrap().0, 2);
-    assert_eq!(t.store.peek(&long, now).await.unwrap().0, 2);
+    assert_eq!(t.inner().hit(&long, 60, now).await.unwrap().0, 1);
+    assert_eq!(t.inner().hit(&long, 60, now).await.unwrap().0, 2);
+    assert_eq!(t.inner().peek(&long, now).await.unwrap().0, 2);
     let mut conn = raw().await;
     let keys: Vec<String> = conn
-        .keys(format!("{}throttle:*", t.store.key_prefix()))
+        .keys(format!("{}throttle:*", t.inner().key_prefix()))
         .await
         .unwrap();
     assert_eq!(keys.len(), 1);
@@ -249,9 +249,9 @@ async fn a_record_in_another_shape_is_a_backend_error() {
     let now = SystemClock.now();
     let r = session(user(), &SessionPolicy::default(), now);
     let mut conn = raw().await;
-    let key = format!("{}session:{}", t.store.key_prefix(), r.key);
+    let key = format!("{}session:{}", t.inner().key_prefix(), r.key);
     let _: i64 = conn.hset(&key, "user_id", "not a number").await.unwrap();
-    let err = t.store.load_session(&r.key, now).await.unwrap_err();
+    let err = t.inner().load_session(&r.key, now).await.unwrap_err();
     let StoreError::Backend(source) = &err else {
         panic!("expected Backend, got {err:?}")
     };
@@ -269,10 +269,10 @@ async fn a_record_in_another_shape_is_a_backend_error() {
     // A key of the wrong type: Redis's WRONGTYPE, kept as the source.
     let jti = countersign::random::token_id();
     let _: i64 = conn
-        .sadd(format!("{}jti:{jti}", t.store.key_prefix()), "x")
+        .sadd(format!("{}jti:{jti}", t.inner().key_prefix()), "x")
         .await
         .unwrap();
-    let err = t.store.is_jti_denied(&jti, now).await.unwrap_err();
+    let err = t.inner().is_jti_denied(&jti, now).await.unwrap_err();
     let StoreError::Backend(source) = &err else {
         panic!("expected Backend, got {err:?}")
     };
@@ -285,7 +285,7 @@ async fn a_record_in_another_shape_is_a_backend_error() {
 #[tokio::test]
 async fn only_the_documented_keys_live_without_expiry() {
     let Some(t) = test_store().await else { return };
-    let s = &t.store;
+    let s = t.inner();
     let real = SystemClock.now();
     // Current times, and times whose deadlines are already past by Redis's clock.
     for now in [real, real.add_secs(-100_000)] {
@@ -333,7 +333,7 @@ async fn records_written_with_past_times_stay_readable() {
     // The conformance suite's fixed times fall behind the wall clock in 2027; a time
     // already past by Redis's clock must not make a record vanish on arrival.
     let Some(t) = test_store().await else { return };
-    let s = &t.store;
+    let s = t.inner();
     let now = SystemClock.now().add_secs(-100_000);
     let r = session(user(), &SessionPolicy::default(), now);
     s.create_session(&r).await.unwrap();

@@ -6,12 +6,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use countersign::clock::UnixTime;
-use countersign::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
-use countersign::session::{SessionKey, SessionRecord};
-use countersign::store::{RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore};
-use countersign::user::UserId;
+use countersign::testing::FaultyStore;
 use countersign_redis::{RedisOptions, RedisStore, connect, redact_url};
 
 /// The Redis the shared tests use.
@@ -46,10 +41,7 @@ pub fn unique_prefix() -> String {
 
 /// A store on the shared Redis under a fresh prefix; its keys are deleted when it drops
 /// (also when the test panics).
-pub struct TestStore {
-    pub store: RedisStore,
-    _cleanup: Cleanup,
-}
+pub type TestStore = FaultyStore<RedisStore>;
 
 /// Connect to the shared Redis under a fresh prefix, or skip (outside CI) when it is down.
 pub async fn test_store() -> Option<TestStore> {
@@ -61,13 +53,10 @@ pub async fn test_store_with(mut opts: RedisOptions) -> Option<TestStore> {
     let url = redis_url();
     opts.key_prefix = unique_prefix();
     match connect(&url, &opts).await {
-        Ok(store) => Some(TestStore {
-            _cleanup: Cleanup {
-                url,
-                prefix: opts.key_prefix,
-            },
-            store,
-        }),
+        Ok(store) => Some(FaultyStore::new(store).with_guard(Cleanup {
+            url,
+            prefix: opts.key_prefix,
+        })),
         Err(e) => unavailable(&format!("Redis at {} is unreachable", redact_url(&url)), &e),
     }
 }
@@ -118,119 +107,6 @@ impl Drop for Cleanup {
             }
             cursor = next;
         }
-    }
-}
-
-// The conformance functions take a store by its traits; these pass each call through.
-#[async_trait]
-impl SessionStore for TestStore {
-    async fn create_session(&self, record: &SessionRecord) -> StoreResult<()> {
-        self.store.create_session(record).await
-    }
-    async fn load_session(
-        &self,
-        key: &SessionKey,
-        now: UnixTime,
-    ) -> StoreResult<Option<SessionRecord>> {
-        self.store.load_session(key, now).await
-    }
-    async fn touch_session(
-        &self,
-        key: &SessionKey,
-        last_seen: UnixTime,
-        idle_deadline: UnixTime,
-    ) -> StoreResult<bool> {
-        self.store
-            .touch_session(key, last_seen, idle_deadline)
-            .await
-    }
-    async fn delete_session(&self, key: &SessionKey) -> StoreResult<bool> {
-        self.store.delete_session(key).await
-    }
-    async fn list_user_sessions(
-        &self,
-        user: UserId,
-        now: UnixTime,
-    ) -> StoreResult<Vec<SessionRecord>> {
-        self.store.list_user_sessions(user, now).await
-    }
-    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
-        self.store.delete_user_sessions(user).await
-    }
-    async fn sweep_sessions(&self, now: UnixTime) -> StoreResult<u64> {
-        self.store.sweep_sessions(now).await
-    }
-    async fn ping_sessions(&self) -> StoreResult<()> {
-        self.store.ping_sessions().await
-    }
-}
-
-#[async_trait]
-impl RefreshStore for TestStore {
-    async fn create_family(&self, family: &RefreshFamily, first: &RefreshHash) -> StoreResult<()> {
-        self.store.create_family(family, first).await
-    }
-    async fn peek_family(
-        &self,
-        presented: &[RefreshHash],
-        now: UnixTime,
-    ) -> StoreResult<Option<RefreshFamily>> {
-        self.store.peek_family(presented, now).await
-    }
-    async fn rotate(
-        &self,
-        presented: &[RefreshHash],
-        next: &RefreshHash,
-        idle_secs: i64,
-        now: UnixTime,
-    ) -> StoreResult<RotateOutcome> {
-        self.store.rotate(presented, next, idle_secs, now).await
-    }
-    async fn revoke_by_token(&self, presented: &[RefreshHash]) -> StoreResult<bool> {
-        self.store.revoke_by_token(presented).await
-    }
-    async fn revoke_family(&self, id: &FamilyId) -> StoreResult<bool> {
-        self.store.revoke_family(id).await
-    }
-    async fn revoke_user_families(&self, user: UserId) -> StoreResult<u64> {
-        self.store.revoke_user_families(user).await
-    }
-    async fn sweep_families(&self, now: UnixTime) -> StoreResult<u64> {
-        self.store.sweep_families(now).await
-    }
-}
-
-#[async_trait]
-impl RevocationStore for TestStore {
-    async fn deny_jti(&self, jti: &str, until: UnixTime) -> StoreResult<()> {
-        self.store.deny_jti(jti, until).await
-    }
-    async fn is_jti_denied(&self, jti: &str, now: UnixTime) -> StoreResult<bool> {
-        self.store.is_jti_denied(jti, now).await
-    }
-    async fn revoke_issued_before(&self, user: UserId, before: UnixTime) -> StoreResult<()> {
-        self.store.revoke_issued_before(user, before).await
-    }
-    async fn issued_before(&self, user: UserId) -> StoreResult<Option<UnixTime>> {
-        self.store.issued_before(user).await
-    }
-}
-
-#[async_trait]
-impl ThrottleStore for TestStore {
-    async fn hit(
-        &self,
-        key: &str,
-        window_secs: i64,
-        now: UnixTime,
-    ) -> StoreResult<(u64, UnixTime)> {
-        self.store.hit(key, window_secs, now).await
-    }
-    async fn peek(&self, key: &str, now: UnixTime) -> StoreResult<(u64, UnixTime)> {
-        self.store.peek(key, now).await
-    }
-    async fn clear(&self, key: &str) -> StoreResult<()> {
-        self.store.clear(key).await
     }
 }
 

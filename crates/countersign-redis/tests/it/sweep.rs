@@ -41,7 +41,7 @@ async fn sweep_removes_what_ended_in_batches() {
     let Some(t) = test_store_with(opts).await else {
         return;
     };
-    let s = &t.store;
+    let s = t.inner();
     let now = SystemClock.now();
     let ended: Vec<_> = (0..5).map(|i| session(i % 2 + 1, now)).collect();
     for r in &ended {
@@ -76,7 +76,7 @@ async fn sweep_removes_what_ended_in_batches() {
         countersign::refresh::RotateOutcome::Rotated { .. }
     ));
 
-    let report = t.store.sweep(now.add_secs(101)).await.unwrap();
+    let report = t.inner().sweep(now.add_secs(101)).await.unwrap();
     assert_eq!((report.sessions, report.families), (5, 2));
     for r in &ended {
         assert_eq!(s.load_session(&r.key, now).await.unwrap(), None);
@@ -107,7 +107,7 @@ async fn sweep_removes_what_ended_in_batches() {
     assert_eq!(families, vec![live.id.0.clone()]);
 
     // Nothing else is due.
-    let again = t.store.sweep(now.add_secs(101)).await.unwrap();
+    let again = t.inner().sweep(now.add_secs(101)).await.unwrap();
     assert_eq!((again.sessions, again.families), (0, 0));
 }
 
@@ -116,15 +116,15 @@ async fn the_background_sweeper_runs() {
     let Some(t) = test_store().await else { return };
     let now = SystemClock.now();
     let r = session(7, now);
-    t.store.create_session(&r).await.unwrap();
+    t.inner().create_session(&r).await.unwrap();
     let clock = ManualClock::new(now.add_secs(POLICY.idle_secs));
     let handle = spawn_sweeper(
-        t.store.clone(),
+        t.inner().clone(),
         Duration::from_millis(10),
         Arc::new(clock.clone()),
     );
     let mut conn = raw().await;
-    let key = format!("{}session:{}", t.store.key_prefix(), r.key);
+    let key = format!("{}session:{}", t.inner().key_prefix(), r.key);
     // Bounded wait for the background task (real time: it runs every 10 ms).
     let mut gone = false;
     for _ in 0..500 {

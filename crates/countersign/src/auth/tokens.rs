@@ -262,7 +262,7 @@ mod tests {
                 .unwrap();
             let pair = auth.issue_tokens(&a).await.unwrap();
 
-            store.fail(Some(op));
+            store.fail(op);
             let e = auth.refresh(&pair.refresh_token).await.unwrap_err();
             assert!(
                 matches!(&e, RefreshError::Store(s) if s.is_unavailable()),
@@ -270,7 +270,7 @@ mod tests {
             );
 
             // The client retries with the same token: not a reuse, the family lives on.
-            store.fail(None);
+            store.recover();
             let next = auth
                 .refresh(&pair.refresh_token)
                 .await
@@ -287,14 +287,14 @@ mod tests {
             .create_user("alice", Password::new(PW), Role::user())
             .await
             .unwrap();
-        store.fail(Some("issued_before"));
+        store.fail("issued_before");
         let e = auth.issue_tokens(&a).await.unwrap_err();
         assert!(e.is_unavailable(), "{e:?}");
-        store.fail(None);
+        store.recover();
         // Long after any family would have ended, the sweep finds none to remove.
         assert_eq!(
             store
-                .inner
+                .inner()
                 .sweep_families(T0.add_secs(1 << 30))
                 .await
                 .unwrap(),
@@ -314,16 +314,16 @@ mod tests {
         let pair = auth.issue_tokens(&a).await.unwrap();
         // Removed behind the service's back (e.g. by hand in the database): its families
         // are still there.
-        assert!(store.inner.delete_user(a.id).await.unwrap());
+        assert!(store.inner().delete_user(a.id).await.unwrap());
 
         // Ending the family failed: refused, and nothing changed.
-        store.fail(Some("revoke_family"));
+        store.fail("revoke_family");
         let e = auth.refresh(&pair.refresh_token).await.unwrap_err();
         assert!(
             matches!(&e, RefreshError::Store(s) if s.is_unavailable()),
             "{e:?}"
         );
-        store.fail(None);
+        store.recover();
         assert!(matches!(
             auth.refresh(&pair.refresh_token).await,
             Err(RefreshError::Invalid)
