@@ -30,6 +30,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+mod forms;
+mod proxy;
 mod setup;
 
 const T0: i64 = 1_800_000_000;
