@@ -27,6 +27,9 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+#[path = "../tests/it/ring_provider.rs"]
+mod ring_provider;
+
 /// A fixed, benchmark-only key (64 bytes that pass the strength rules).
 const KEY: &[u8; 64] = b"bench-only-key:Vq3Lx9TzR1mK7pWc4hYs0dNf8gJb2uXe6aQo5iZt-kEvMnBrY";
 
@@ -326,6 +329,7 @@ fn print_table(f: &Fixture, contenders: &[Contender<'_>], medians: &[f64], since
 const ROUNDS: usize = 1_000;
 
 fn main() {
+    ring_provider::install();
     let since = SystemTime::now();
     let f = fixture();
     // Sanity: every contender accepts the token before anything is timed.

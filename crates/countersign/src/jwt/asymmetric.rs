@@ -201,8 +201,13 @@ pub struct TokenKeys {
     public: PublicKeys,
     accept_hs256: bool,
     issuer: Option<String>,
+    audience: Option<String>,
+    jwks_max_age_secs: u64,
     published: OnceLock<Jwks>,
 }
+
+/// How long verifiers may cache the JWK Set unless told otherwise, in seconds.
+pub const DEFAULT_JWKS_MAX_AGE_SECS: u64 = 300;
 
 /// The JWK Set document of a [`TokenKeys`] and its HTTP entity tag, made once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,6 +226,8 @@ impl Default for TokenKeys {
             public: PublicKeys::default(),
             accept_hs256: true,
             issuer: None,
+            audience: None,
+            jwks_max_age_secs: DEFAULT_JWKS_MAX_AGE_SECS,
             published: OnceLock::new(),
         }
     }
@@ -267,8 +274,44 @@ impl TokenKeys {
             public,
             accept_hs256,
             issuer,
+            audience: None,
+            jwks_max_age_secs: DEFAULT_JWKS_MAX_AGE_SECS,
             published: OnceLock::new(),
         })
+    }
+
+    /// The same keys, with `aud` set to `audience` on the tokens the signer signs and
+    /// required in EdDSA and ES256 tokens (HS256 tokens keep the service's validation, so
+    /// the ones issued before the switch still verify).
+    #[must_use]
+    pub fn with_audience(mut self, audience: Option<String>) -> Self {
+        self.audience = audience;
+        self
+    }
+
+    /// The `aud` of asymmetrically signed tokens.
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// The same keys, with verifiers told to cache the JWK Set for `secs`.
+    #[must_use]
+    pub fn with_jwks_max_age(mut self, secs: u64) -> Self {
+        self.jwks_max_age_secs = secs;
+        self
+    }
+
+    /// How long verifiers may cache the JWK Set (`Cache-Control: max-age`), in seconds.
+    pub fn jwks_max_age_secs(&self) -> u64 {
+        self.jwks_max_age_secs
+    }
+
+    /// The algorithms of the public keys, each once, in a stable order.
+    pub fn public_algorithms(&self) -> Vec<Algorithm> {
+        let mut algs: Vec<Algorithm> = self.public.keys().map(PublicKey::alg).collect();
+        algs.sort_unstable();
+        algs.dedup();
+        algs
     }
 
     /// The JWK Set to publish (the public keys) and its entity tag, computed on first use.
@@ -320,6 +363,9 @@ impl TokenKeys {
                 if let Some(issuer) = &self.issuer {
                     claims.iss = Some(issuer.clone());
                 }
+                if let Some(audience) = &self.audience {
+                    claims.aud = vec![audience.clone()];
+                }
                 encode_signed(signer, claims)
             }
         }
@@ -341,13 +387,17 @@ impl TokenKeys {
         if self.public.is_empty() && self.accept_hs256 {
             return super::verify(ring, validation, token, now);
         }
-        verify_any(
-            self.accept_hs256.then_some(ring),
-            &self.public,
-            validation,
-            token,
-            now,
-        )
+        let ring = self.accept_hs256.then_some((ring, validation));
+        match &self.audience {
+            None => verify_inner(ring, &self.public, validation, token, now),
+            Some(audience) => {
+                let signed = Validation {
+                    audience: Some(audience.clone()),
+                    ..validation.clone()
+                };
+                verify_inner(ring, &self.public, &signed, token, now)
+            }
+        }
     }
 }
 
@@ -427,6 +477,23 @@ pub fn verify_any(
     token: &str,
     now: UnixTime,
 ) -> Result<Verified, JwtError> {
+    verify_inner(
+        ring.map(|r| (r, validation)),
+        public,
+        validation,
+        token,
+        now,
+    )
+}
+
+/// [`verify_any`], with the HS256 ring's own validation.
+fn verify_inner(
+    ring: Option<(&KeyRing, &Validation)>,
+    public: &PublicKeys,
+    validation: &Validation,
+    token: &str,
+    now: UnixTime,
+) -> Result<Verified, JwtError> {
     let bytes = token.as_bytes();
     let max = validation.max_token_bytes;
     if bytes.len() > max {
@@ -444,10 +511,10 @@ pub fn verify_any(
     {
         Pick::One(i)
     } else {
-        if let Some(ring) = ring
+        if let Some((ring, hs256)) = ring
             && recognised_by_ring(ring, header_b64)
         {
-            return super::verify(ring, validation, token, now);
+            return super::verify(ring, hs256, token, now);
         }
         let header = decode_object(header_b64, Part::Header)?;
         let alg = match header.get("alg") {
@@ -457,7 +524,7 @@ pub fn verify_any(
         match Algorithm::from_name(alg) {
             Some(Algorithm::HS256) => {
                 return match ring {
-                    Some(ring) => super::verify(ring, validation, token, now),
+                    Some((ring, hs256)) => super::verify(ring, hs256, token, now),
                     None => Err(JwtError::AlgorithmNotAccepted { alg: shown(alg) }),
                 };
             }

@@ -25,8 +25,8 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 pub use self::asymmetric::{
-    Algorithm, IssueError, Jwks, PublicKeys, Signer, TokenKeys, TokenKeysError, encode_signed,
-    issue_signed, verify_any,
+    Algorithm, DEFAULT_JWKS_MAX_AGE_SECS, IssueError, Jwks, PublicKeys, Signer, TokenKeys,
+    TokenKeysError, encode_signed, issue_signed, verify_any,
 };
 pub use self::claims::{Claims, MAX_NUMERIC_DATE, REGISTERED};
 use self::strict::{DupSlot, StrictError};

@@ -209,6 +209,7 @@ fn stable<R>(mut f: impl FnMut(i64) -> R) -> R {
 fn compare(key: &TestKey, config: &Config, token: &str, now: i64) -> Result<Outcome, String> {
     let ring = key.ring();
     let ours = jwt::verify(&ring, &config.ours(), token, UnixTime(now));
+    crate::ring_provider::install();
     let theirs = jsonwebtoken::decode::<Value>(
         token,
         &DecodingKey::from_secret(key.bytes()),
@@ -949,6 +950,7 @@ fn intended_difference_cases(key: &TestKey, now: i64) -> Vec<CaseResult> {
             let ours = jwt::verify(&key.ring(), &config.ours(), &token, UnixTime(now))
                 .map(|v| v.claims)
                 .expect_err(rule);
+            crate::ring_provider::install();
             let theirs = jsonwebtoken::decode::<Value>(
                 &token,
                 &DecodingKey::from_secret(key.bytes()),
@@ -1027,6 +1029,7 @@ fn shared_refusals() {
         let token = forge(key.bytes(), header.as_bytes(), payload.as_bytes());
         // Refusals that do not depend on a boundary second: no need for `stable`.
         let ours = jwt::verify(&key.ring(), &config.ours(), &token, UnixTime(now));
+        crate::ring_provider::install();
         let theirs = jsonwebtoken::decode::<Value>(
             &token,
             &DecodingKey::from_secret(key.bytes()),

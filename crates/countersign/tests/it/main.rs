@@ -18,4 +18,5 @@ mod interop;
 mod negative;
 mod proptests;
 mod rfc7515;
+mod ring_provider;
 mod util;
