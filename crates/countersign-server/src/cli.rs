@@ -72,6 +72,9 @@ pub enum UserCommand {
     Remove(UserNameArgs),
     /// Change a user's role and end their sessions and tokens.
     SetRole(UserSetRoleArgs),
+    /// Import users with the password hashes a Flask app stored (CSV with a header, or
+    /// JSON lines: username, password_hash, optional role and id), in one transaction.
+    Import(UserImportArgs),
 }
 
 /// `countersign session …`
@@ -187,6 +190,11 @@ pub struct ServeArgs {
     /// other peer they are ignored [env: COUNTERSIGN_TRUSTED_PROXIES] [default: none]
     #[arg(long = "trusted-proxies", value_name = "CIDRS", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// Sign in browsers that bring a Flask session cookie signed with SECRET_KEY (or a
+    /// fallback); a `[flask]` table in the settings file sets its options and turns it on
+    /// too (docs/flask.md) [env: COUNTERSIGN_FLASK_BRIDGE]
+    #[arg(long)]
+    pub flask_bridge: bool,
 }
 
 /// Whether `/register` is open.
@@ -223,6 +231,22 @@ pub struct UserAddArgs {
     /// arguments (they would show in `ps` and shell history).
     #[arg(long)]
     pub password_stdin: bool,
+    /// Where accounts are stored.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// `countersign user import`
+#[derive(Debug, Args)]
+pub struct UserImportArgs {
+    /// The file: CSV with a header (`username`, `password_hash`, optional `role` and `id`;
+    /// other columns are ignored) or JSON lines with the same keys; `-` reads standard
+    /// input. Accepted hashes: Werkzeug `scrypt:`/`pbkdf2:`, bcrypt, argon2 (docs/flask.md).
+    pub file: PathBuf,
+    /// Leave out the records that are refused (each is reported with its line) and import
+    /// the others; without it, one refused record imports nothing.
+    #[arg(long)]
+    pub skip_invalid: bool,
     /// Where accounts are stored.
     #[command(flatten)]
     pub storage: StorageArgs,

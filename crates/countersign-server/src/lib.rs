@@ -21,6 +21,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod display;
+mod flask_settings;
 pub mod server;
 pub mod settings;
 pub mod storage;
@@ -82,6 +83,7 @@ where
         Command::User(UserCommand::List(args)) => commands::user::list(&args, ctx)?,
         Command::User(UserCommand::Remove(args)) => commands::user::remove(&args, ctx)?,
         Command::User(UserCommand::SetRole(args)) => commands::user::set_role(&args, ctx)?,
+        Command::User(UserCommand::Import(args)) => commands::import::import(&args, ctx)?,
         Command::Session(SessionCommand::List(args)) => commands::session::list(&args, ctx)?,
         Command::Session(SessionCommand::Revoke(args)) => commands::session::revoke(&args, ctx)?,
         Command::Session(SessionCommand::RevokeAll(args)) => {

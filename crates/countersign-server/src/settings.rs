@@ -157,6 +157,7 @@ struct FileValues {
     allowed_origins: Option<Vec<String>>,
     public_url: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
+    flask: Option<crate::flask_settings::FlaskTable>,
 }
 
 /// The settings file, if there is one.
@@ -580,6 +581,8 @@ pub struct ServeConfig {
     pub throttle: ThrottlePolicy,
     /// Largest request body accepted, bytes (413 past it).
     pub max_body_bytes: usize,
+    /// The Flask bridge (`--flask-bridge`, `[flask]`), when on.
+    pub flask: Option<countersign::flask::bridge::FlaskBridge>,
 }
 
 impl Default for ServeConfig {
@@ -606,6 +609,7 @@ impl Default for ServeConfig {
             hash_params: OWASP_PARAMS,
             throttle: ThrottlePolicy::default(),
             max_body_bytes: 64 * 1024,
+            flask: None,
         }
     }
 }
@@ -945,6 +949,12 @@ impl ServeConfig {
             public_urls,
             trusted_proxies,
             secret_key_file: args.keys.secret_key_file.clone(),
+            flask: crate::flask_settings::resolve(
+                args.flask_bridge,
+                env,
+                v.flask.as_ref(),
+                |key| file.origin(key),
+            )?,
             throttle: ThrottlePolicy {
                 registrations_per_address,
                 ..d.throttle

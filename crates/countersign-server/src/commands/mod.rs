@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::{Context, EXIT_NEGATIVE};
 
 pub mod admin;
+pub mod import;
 pub mod keygen;
 pub mod keys;
 pub mod migrate;

@@ -52,6 +52,8 @@ pub struct Site {
     pub metrics: Option<PrometheusHandle>,
     /// The largest request body, bytes.
     pub max_body_bytes: usize,
+    /// The Flask bridge (`--flask-bridge`), when on.
+    pub flask: Option<countersign::flask::bridge::FlaskBridge>,
 }
 
 impl FromRef<App> for Arc<AuthState> {
@@ -101,6 +103,7 @@ impl App {
                 registration: config.registration,
                 metrics,
                 max_body_bytes: config.max_body_bytes,
+                flask: config.flask.clone(),
             }),
         })
     }
@@ -152,6 +155,14 @@ pub fn router(app: App) -> Router {
         .fold(Router::new(), |router, (path, route)| {
             router.route(path, route)
         });
+    // The Flask bridge, when on: a Flask session cookie becomes a countersign session
+    // before any handler reads the request.
+    if app.site.flask.is_some() {
+        browser = browser.layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::flask::exchange,
+        ));
+    }
     let max_body = app.site.max_body_bytes;
     let refused = app.clone();
     let csrf = CsrfLayer::new(Arc::clone(&app.auth))

@@ -28,6 +28,7 @@ pub mod api;
 pub mod app;
 pub mod batch_writer;
 pub mod envelope;
+pub mod flask;
 pub mod keys;
 mod login;
 pub mod ops;
@@ -219,7 +220,10 @@ async fn reload_on_hangup(
 /// in front (no trusted proxies, no `https` public URL).
 pub fn plain_http_warning(config: &ServeConfig) -> Option<String> {
     let behind_tls = !config.trusted_proxies.is_empty()
-        || config.public_urls.iter().any(|url| url.starts_with("https://"));
+        || config
+            .public_urls
+            .iter()
+            .any(|url| url.starts_with("https://"));
     (!config.insecure_cookies && !config.addr.ip().is_loopback() && !behind_tls).then(|| {
         format!(
             "serving plain HTTP on {} with Secure cookies: a browser that reaches this \
@@ -238,7 +242,9 @@ mod plain_http_tests {
 
     fn config(addr: &str) -> ServeConfig {
         ServeConfig {
-            addr: addr.parse().unwrap_or_else(|_| unreachable!("test address")),
+            addr: addr
+                .parse()
+                .unwrap_or_else(|_| unreachable!("test address")),
             ..ServeConfig::default()
         }
     }

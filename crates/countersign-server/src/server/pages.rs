@@ -418,6 +418,13 @@ pub async fn logout(
     State(app): State<App>,
     MaybeAuthenticated(user): MaybeAuthenticated,
 ) -> Response {
+    // Flask session cookies signed before this logout are refused by the bridge from now
+    // on (recorded first: if the store fails, nothing has happened and the user can retry).
+    if let Some(id) = user.as_ref().and_then(|p| p.user_id)
+        && let Err(e) = countersign::flask::bridge::record_logout(app.engine(), id).await
+    {
+        return store_failure(&app, &e);
+    }
     match countersign_axum::sign_out(&app.auth, user.as_ref()).await {
         Ok(clear) => {
             if let Some(Principal {
@@ -428,7 +435,9 @@ pub async fn logout(
             {
                 tracing::info!(user = %username, "logged out");
             }
-            with_header(see_other("/"), header::SET_COOKIE, clear)
+            let mut response = with_header(see_other("/"), header::SET_COOKIE, clear);
+            super::flask::clear(&app, &mut response);
+            response
         }
         Err(e) => store_failure(&app, &e),
     }
@@ -568,6 +577,7 @@ async fn signed_in(
         Ok(cookies) => {
             let mut response = see_other("/");
             cookies.apply(&mut response);
+            super::flask::write_back(app, user, &mut response);
             response
         }
         Err(e) => store_failure(app, &e),
@@ -692,11 +702,13 @@ pub async fn revoke_all(
     match app.engine().logout_everywhere(id).await {
         Ok(n) => {
             tracing::info!(user = %principal.username, sessions = n, "logged out everywhere");
-            with_header(
+            let mut response = with_header(
                 see_other("/"),
                 header::SET_COOKIE,
                 app.auth.cookies.clear_session_cookie(),
-            )
+            );
+            super::flask::clear(&app, &mut response);
+            response
         }
         Err(e) => store_failure(&app, &e),
     }

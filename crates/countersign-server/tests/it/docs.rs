@@ -128,7 +128,10 @@ fn file_keys() -> BTreeSet<String> {
 }
 
 /// File keys that are another way to write a flag's setting: (key, flag id, how to write it).
-const FILE_ALIASES: &[(&str, &str, &str)] = &[("env", "production", "`env = \"production\"`")];
+const FILE_ALIASES: &[(&str, &str, &str)] = &[
+    ("env", "production", "`env = \"production\"`"),
+    ("flask", "flask_bridge", "a `[flask]` table (docs/flask.md)"),
+];
 
 /// `[name: value]` taken out of a help text: (the text without it, the value).
 fn take_bracket(help: &str, name: &str) -> (String, Option<String>) {

@@ -21,6 +21,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
+mod flask;
 mod setup;
 
 const BIN: &str = env!("CARGO_BIN_EXE_countersign");

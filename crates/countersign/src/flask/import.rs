@@ -298,7 +298,7 @@ impl<R: BufRead> Records<R> {
 /// [`ImportReport::committed`] false unless `skip_invalid`).
 pub async fn import_users(
     store: &dyn UserStore,
-    input: impl Read + Send,
+    input: impl Read,
     options: ImportOptions,
     now: UnixTime,
 ) -> Result<ImportReport, ImportError> {
