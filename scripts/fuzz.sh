@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A bounded coverage-guided fuzz run of the JWT verifier (cargo-fuzz / libFuzzer).
+# A bounded coverage-guided fuzz run of the JWT verifier and the Flask cookie reader
+# (cargo-fuzz / libFuzzer).
 #
 #   FUZZ_SECONDS   total time budget, split evenly among the targets (default 60)
-#   FUZZ_TARGETS   which targets (default "verify verify_signed"; also decode_unverified)
+#   FUZZ_TARGETS   which targets (default "verify verify_signed flask_cookie"; also
+#                  decode_unverified)
 #
 # Runs when it can build the targets: cargo-fuzz installed, and a nightly toolchain (or
 # the stable one with RUSTC_BOOTSTRAP=1, which accepts the -Z flags cargo-fuzz passes).
@@ -12,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
-targets=(${FUZZ_TARGETS:-verify verify_signed})
+targets=(${FUZZ_TARGETS:-verify verify_signed flask_cookie})
 
 skip() {
   echo "fuzz: skipped: $*"

@@ -10,7 +10,7 @@
 //! `.`); the timestamp is big-endian seconds without leading zero bytes. Flask checks the
 //! signature against `SECRET_KEY` and then each of `SECRET_KEY_FALLBACKS`, and the age
 //! against `PERMANENT_SESSION_LIFETIME` (default 31 days) whether or not the session is
-//! permanent; [`open`] does the same, in this order, touching no store: size, shape,
+//! permanent; [`CookieKeys::open`] does the same, in this order, touching no store: size, shape,
 //! signature (constant time), age, then the payload. The parser is stricter than
 //! itsdangerous only where Flask itself never writes the looser form (padding, stray
 //! characters in base64).
