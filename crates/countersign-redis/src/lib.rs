@@ -49,7 +49,6 @@ use redis::{ErrorKind, ServerErrorKind};
 
 pub use error::RedisError;
 pub use redact::redact_url;
-pub use sweep::{SweepReport, spawn_sweeper};
 
 use keys::Keys;
 use scripts::Scripts;

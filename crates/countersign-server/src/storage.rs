@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use countersign::clock::Clock;
 use countersign::store::{EphemeralStore, UserStore};
+use countersign::sweep::continuously_delete_expired;
 use countersign_redis::{RedisOptions, RedisStore};
 use countersign_sql::{PoolOptions, SqlStore, connect};
 use tokio::task::JoinHandle;
@@ -89,17 +90,17 @@ impl Stores {
     /// (rows left from before a move to Redis go too), and Redis when it is the session
     /// store. Abort the handles to stop.
     pub fn spawn_sweepers(&self, clock: Arc<dyn Clock>) -> Vec<JoinHandle<()>> {
-        let mut sweepers = vec![countersign_sql::spawn_sweeper(
+        let mut sweepers = vec![tokio::spawn(continuously_delete_expired(
             self.sql.clone(),
             SWEEP_EVERY,
             Arc::clone(&clock),
-        )];
+        ))];
         if let Some(redis) = &self.redis {
-            sweepers.push(countersign_redis::spawn_sweeper(
+            sweepers.push(tokio::spawn(continuously_delete_expired(
                 redis.clone(),
                 SWEEP_EVERY,
                 clock,
-            ));
+            )));
         }
         sweepers
     }

@@ -6,7 +6,9 @@
 //!   `postgres://…`); [`SqlStore::open_sqlite_in`] opens the embedded default,
 //!   `<data_dir>/countersign.db`. Neither migrates: call [`SqlStore::migrate`], which is safe
 //!   to run from several processes at once.
-//! - [`spawn_sweeper`] removes expired rows in the background, in small batches.
+//! - The stores implement [`countersign::sweep::Sweep`]: run
+//!   [`countersign::sweep::continuously_delete_expired`] to remove expired rows in the
+//!   background, in small batches.
 //! - URLs are shown only redacted ([`redacted_url`]): in errors, logs, `Display` and `Debug`.
 //!
 //! The same statements serve both dialects where they can (`sql.rs`); the schemas
@@ -52,6 +54,7 @@ use countersign::session::{SessionKey, SessionRecord};
 use countersign::store::{
     RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore, UserImport, UserStore,
 };
+use countersign::sweep::{Sweep, SweepReport};
 use countersign::user::{NewUser, Role, User, UserId};
 
 mod error;
@@ -61,7 +64,6 @@ mod rows;
 mod sql;
 mod sqlite;
 mod store_impl;
-mod sweep;
 
 pub use countersign::redact::redacted_url;
 pub use error::SqlError;
@@ -69,10 +71,6 @@ pub use postgres::PgStore;
 pub use sqlite::{DB_FILE, SqliteStore};
 /// The sqlx this crate is built on, for the pools the stores expose.
 pub use sqlx;
-pub use store_impl::SweepReport;
-pub use sweep::spawn_sweeper;
-#[doc(hidden)]
-pub use sweep::spawn_sweeper_reporting;
 
 /// Connection pool settings. The defaults suit one server on a small machine.
 #[derive(Clone, Debug)]
@@ -161,18 +159,6 @@ impl SqlStore {
         }
     }
 
-    /// Remove everything that has expired at `now`, in small batches (see
-    /// [`spawn_sweeper`] to do it periodically).
-    ///
-    /// # Errors
-    /// The first store error; what was removed before it stays removed.
-    pub async fn sweep(&self, now: UnixTime) -> StoreResult<SweepReport> {
-        match self {
-            Self::Sqlite(s) => s.sweep(now).await,
-            Self::Postgres(s) => s.sweep(now).await,
-        }
-    }
-
     /// The database URL, redacted.
     pub fn url(&self) -> &str {
         match self {
@@ -202,6 +188,16 @@ impl fmt::Debug for SqlStore {
 impl fmt::Display for SqlStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.url())
+    }
+}
+
+#[async_trait]
+impl Sweep for SqlStore {
+    async fn delete_expired(&self, now: UnixTime) -> StoreResult<SweepReport> {
+        match self {
+            Self::Sqlite(s) => s.delete_expired(now).await,
+            Self::Postgres(s) => s.delete_expired(now).await,
+        }
     }
 }
 

@@ -7,20 +7,6 @@
 //! SQLite's single writer connection, PostgreSQL's one pool) and `begin_write()` (a
 //! transaction that may write: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL).
 
-/// The report of one sweep pass ([`crate::SqlStore::sweep`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SweepReport {
-    /// Expired sessions removed.
-    pub sessions: u64,
-    /// Ended or revoked refresh families removed (with their tokens).
-    pub families: u64,
-    /// Denylisted `jti`s past their token's expiry removed.
-    pub denied_jtis: u64,
-    /// Throttle counters whose window ended removed.
-    pub throttle_keys: u64,
-}
-
 macro_rules! impl_stores {
     ($store:ident) => {
         mod store_impl {
@@ -37,32 +23,33 @@ macro_rules! impl_stores {
             use sqlx::Transaction;
 
             use super::{Db, $store};
+            use countersign::sweep::{Sweep, SweepReport};
+
             use crate::error::store_err;
-            use crate::store_impl::SweepReport;
             use crate::{rows, sql};
 
             type Tx = Transaction<'static, Db>;
 
-            impl $store {
-                /// Remove everything that has expired at `now`: sessions, ended and revoked
-                /// refresh families, denylisted `jti`s past their expiry and ended throttle
-                /// windows, in batches of a few hundred rows so that requests are never
-                /// kept waiting behind a sweep.
-                ///
-                /// # Errors
-                /// The first store error; what was removed before it stays removed.
-                pub async fn sweep(&self, now: UnixTime) -> StoreResult<SweepReport> {
-                    Ok(SweepReport {
-                        sessions: self.sweep_sessions(now).await?,
-                        families: self.sweep_families(now).await?,
-                        denied_jtis: self.delete_expired(sql::SWEEP_DENYLIST, now).await?,
-                        throttle_keys: self.delete_expired(sql::SWEEP_THROTTLE, now).await?,
-                    })
+            /// Everything that has expired at `now`: sessions, ended and revoked refresh
+            /// families, denylisted `jti`s past their expiry and ended throttle windows,
+            /// in batches of a few hundred rows so that requests are never kept waiting
+            /// behind a sweep.
+            #[async_trait]
+            impl Sweep for $store {
+                async fn delete_expired(&self, now: UnixTime) -> StoreResult<SweepReport> {
+                    let mut report = SweepReport::default();
+                    report.sessions = self.sweep_sessions(now).await?;
+                    report.families = self.sweep_families(now).await?;
+                    report.denied_jtis = self.delete_batches(sql::SWEEP_DENYLIST, now).await?;
+                    report.throttle_keys = self.delete_batches(sql::SWEEP_THROTTLE, now).await?;
+                    Ok(report)
                 }
+            }
 
+            impl $store {
                 /// Run a batched delete (`$1` now, `$2` the batch size) until a batch
                 /// comes back short, yielding between batches.
-                async fn delete_expired(
+                async fn delete_batches(
                     &self,
                     stmt: &'static str,
                     now: UnixTime,
@@ -483,7 +470,7 @@ macro_rules! impl_stores {
                 }
 
                 async fn sweep_sessions(&self, now: UnixTime) -> StoreResult<u64> {
-                    self.delete_expired(sql::SWEEP_SESSIONS, now).await
+                    self.delete_batches(sql::SWEEP_SESSIONS, now).await
                 }
 
                 async fn ping_sessions(&self) -> StoreResult<()> {
@@ -589,7 +576,7 @@ macro_rules! impl_stores {
                 }
 
                 async fn sweep_families(&self, now: UnixTime) -> StoreResult<u64> {
-                    self.delete_expired(sql::SWEEP_FAMILIES, now).await
+                    self.delete_batches(sql::SWEEP_FAMILIES, now).await
                 }
             }
 

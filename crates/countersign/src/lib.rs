@@ -12,7 +12,8 @@
 //! - [`setup`]: the one-time link that creates the first administrator.
 //! - [`store`]: the storage traits; [`memory`] implements them in process; [`redact`]: store
 //!   URLs without their secrets. `testing` (feature of that name): a store wrapper that
-//!   fails operations on demand, for tests.
+//!   fails operations on demand, for tests. [`sweep`]: removing what has expired, one trait
+//!   and one background loop for every store.
 //!
 //! No HTTP and no database driver live here: the web and storage crates depend on this
 //! one, never the reverse.
@@ -35,6 +36,7 @@ pub mod session;
 pub mod setup;
 pub mod signing;
 pub mod store;
+pub mod sweep;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod user;

@@ -7,8 +7,9 @@ use countersign::clock::{Clock, ManualClock, SystemClock, UnixTime};
 use countersign::refresh::{RefreshFamily, RefreshHash, RefreshPolicy};
 use countersign::session::{SessionPolicy, SessionRecord, SessionToken};
 use countersign::store::{RefreshStore, SessionStore};
+use countersign::sweep::{Sweep as _, continuously_delete_expired};
 use countersign::user::{Role, UserId, Username};
-use countersign_redis::{RedisOptions, spawn_sweeper};
+use countersign_redis::RedisOptions;
 use redis::AsyncCommands as _;
 
 use crate::support::{raw, test_store, test_store_with};
@@ -76,7 +77,7 @@ async fn sweep_removes_what_ended_in_batches() {
         countersign::refresh::RotateOutcome::Rotated { .. }
     ));
 
-    let report = t.inner().sweep(now.add_secs(101)).await.unwrap();
+    let report = t.inner().delete_expired(now.add_secs(101)).await.unwrap();
     assert_eq!((report.sessions, report.families), (5, 2));
     for r in &ended {
         assert_eq!(s.load_session(&r.key, now).await.unwrap(), None);
@@ -107,7 +108,7 @@ async fn sweep_removes_what_ended_in_batches() {
     assert_eq!(families, vec![live.id.0.clone()]);
 
     // Nothing else is due.
-    let again = t.inner().sweep(now.add_secs(101)).await.unwrap();
+    let again = t.inner().delete_expired(now.add_secs(101)).await.unwrap();
     assert_eq!((again.sessions, again.families), (0, 0));
 }
 
@@ -118,11 +119,11 @@ async fn the_background_sweeper_runs() {
     let r = session(7, now);
     t.inner().create_session(&r).await.unwrap();
     let clock = ManualClock::new(now.add_secs(POLICY.idle_secs));
-    let handle = spawn_sweeper(
+    let handle = tokio::spawn(continuously_delete_expired(
         t.inner().clone(),
         Duration::from_millis(10),
         Arc::new(clock.clone()),
-    );
+    ));
     let mut conn = raw().await;
     let key = format!("{}session:{}", t.inner().key_prefix(), r.key);
     // Bounded wait for the background task (real time: it runs every 10 ms).

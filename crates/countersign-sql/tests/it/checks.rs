@@ -7,11 +7,13 @@ use countersign::clock::{ManualClock, UnixTime};
 use countersign::password::PasswordHash;
 use countersign::refresh::{RefreshFamily, RefreshHash, RefreshPolicy, RotateOutcome};
 use countersign::session::{SessionPolicy, SessionRecord, SessionToken};
+use countersign::store::StoreResult;
 use countersign::store::{
     CorruptRow, RefreshStore, RevocationStore, SessionStore, StoreError, ThrottleStore, UserStore,
 };
+use countersign::sweep::{Sweep, SweepReport, continuously_delete_expired};
 use countersign::user::{NewUser, Role, UserId, Username};
-use countersign_sql::{SqlStore, SweepReport, spawn_sweeper_reporting};
+use countersign_sql::SqlStore;
 
 pub const T0: UnixTime = UnixTime(1_800_000_000);
 
@@ -61,6 +63,23 @@ fn hash() -> RefreshHash {
     RefreshHash::from_stored(SessionToken::generate().key().to_string())
 }
 
+/// A store that sends the outcome of each sweep pass to the test.
+struct Reporting(
+    SqlStore,
+    tokio::sync::mpsc::UnboundedSender<Result<SweepReport, String>>,
+);
+
+#[async_trait::async_trait]
+impl Sweep for Reporting {
+    async fn delete_expired(&self, now: UnixTime) -> StoreResult<SweepReport> {
+        let result = self.0.delete_expired(now).await;
+        let _ = self
+            .1
+            .send(result.as_ref().copied().map_err(ToString::to_string));
+        result
+    }
+}
+
 /// The sweeper removes exactly what has expired at its clock's time, and keeps the rest.
 pub async fn sweeper_removes_expired_rows(store: SqlStore) {
     let dead_session = session(1, T0, 50, 100);
@@ -91,12 +110,11 @@ pub async fn sweeper_removes_expired_rows(store: SqlStore) {
 
     let clock = ManualClock::new(T0.add_secs(100));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let sweeper = spawn_sweeper_reporting(
-        store.clone(),
+    let sweeper = tokio::spawn(continuously_delete_expired(
+        Reporting(store.clone(), tx),
         Duration::from_millis(1),
         Arc::new(clock),
-        Some(tx),
-    );
+    ));
     let report = rx.recv().await.unwrap().unwrap();
     sweeper.abort();
     let SweepReport {
