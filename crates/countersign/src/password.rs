@@ -226,7 +226,7 @@ impl fmt::Debug for PasswordHash {
 }
 
 /// Why a password operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PasswordError {
     /// Shorter than [`MIN_PASSWORD_BYTES`].
@@ -244,9 +244,36 @@ pub enum PasswordError {
     /// The stored hash is not a valid PHC string.
     #[error("the stored password hash is malformed")]
     MalformedHash,
-    /// argon2 failed (parameters out of range).
-    #[error("password hashing failed: {0}")]
-    Hashing(String),
+    /// argon2 failed (parameters out of range), or the hashing pool lost its workers.
+    #[error("password hashing failed")]
+    Hashing(#[source] Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl PasswordError {
+    fn hashing(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Hashing(Arc::new(e))
+    }
+}
+
+/// Equal when of one kind; two hashing failures are equal when they say the same.
+impl PartialEq for PasswordError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Hashing(a), Self::Hashing(b)) => a.to_string() == b.to_string(),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for PasswordError {}
+
+/// Why the hashing pool could not answer.
+#[derive(Debug, thiserror::Error)]
+enum PoolFailure {
+    #[error("the hashing workers have stopped")]
+    Stopped,
+    #[error("a hashing job panicked")]
+    Panicked,
 }
 
 /// The outcome of checking a password.
@@ -280,7 +307,7 @@ impl Hasher {
     /// [`PasswordError::Hashing`] when argon2 refuses the parameters.
     pub fn new(params: HashParams) -> Result<Self, PasswordError> {
         let p = Params::new(params.m_cost_kib, params.t_cost, params.p_cost, None)
-            .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+            .map_err(PasswordError::hashing)?;
         Ok(Self {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, p),
             params,
@@ -301,7 +328,7 @@ impl Hasher {
         self.argon
             .hash_password(password.as_bytes(), &salt)
             .map(|h| PasswordHash(h.to_string()))
-            .map_err(|e| PasswordError::Hashing(e.to_string()))
+            .map_err(PasswordError::hashing)
     }
 
     /// Check a password against a stored hash (blocking). The comparison inside argon2 is
@@ -390,7 +417,7 @@ impl HashingPool {
             std::thread::Builder::new()
                 .name(format!("countersign-hash-{n}"))
                 .spawn(move || worker(&queue, &hasher))
-                .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+                .map_err(PasswordError::hashing)?;
         }
         Ok(Self {
             inner: Arc::new(PoolInner {
@@ -457,10 +484,10 @@ impl HashingPool {
         inner
             .jobs
             .send(job)
-            .map_err(|_| PasswordError::Hashing("the hashing workers have stopped".into()))?;
+            .map_err(|_| PasswordError::hashing(PoolFailure::Stopped))?;
         result
             .await
-            .map_err(|_| PasswordError::Hashing("a hashing job panicked".into()))
+            .map_err(|_| PasswordError::hashing(PoolFailure::Panicked))
     }
 
     /// Hash a password on the pool.
@@ -551,6 +578,22 @@ mod tests {
         t_cost: 1,
         p_cost: 1,
     };
+
+    #[test]
+    fn refused_parameters_keep_argon2s_error_as_the_source() {
+        let e = Hasher::new(HashParams {
+            m_cost_kib: 1,
+            ..FAST
+        })
+        .unwrap_err();
+        assert!(matches!(e, PasswordError::Hashing(_)), "{e:?}");
+        assert_eq!(e.to_string(), "password hashing failed");
+        let source = std::error::Error::source(&e).unwrap();
+        assert_eq!(
+            source.to_string(),
+            argon2::Error::MemoryTooLittle.to_string()
+        );
+    }
 
     #[test]
     fn policy() {

@@ -196,7 +196,7 @@ impl<R: BufRead> Records<R> {
             .from_reader(input);
         let header = reader
             .headers()
-            .map_err(|e| ImportError::Io(std::io::Error::other(e.to_string())))?
+            .map_err(|e| ImportError::Io(std::io::Error::other(e)))?
             .clone();
         let find = |name: &str| {
             header
@@ -261,7 +261,7 @@ impl<R: BufRead> Records<R> {
                     Err(e) => {
                         let line = e.position().map_or(0, csv::Position::line);
                         if let csv::ErrorKind::Io(_) = e.kind() {
-                            return Err(ImportError::Io(std::io::Error::other(e.to_string())));
+                            return Err(ImportError::Io(std::io::Error::other(e)));
                         }
                         return Ok(Some((line, Err(format!("unreadable CSV record ({e})")))));
                     }
