@@ -1,24 +1,5 @@
-//! Who sent a request and where it was sent to, believing proxies only when configured.
-//!
-//! A reverse proxy (nginx, Caddy, Traefik) terminates the client's connection and opens its
-//! own: the TCP peer is then the proxy, and the client's address, scheme and host arrive in
-//! `Forwarded` (RFC 7239) or `X-Forwarded-For` / `-Proto` / `-Host`. Anyone can send those
-//! headers, so they are read **only** when the TCP peer is one of
-//! [`TrustedProxies`]; from any other peer they are ignored entirely, never half-trusted.
-//!
-//! The rules, for a request whose peer is trusted:
-//! - `Forwarded` wins when present; otherwise the `X-Forwarded-*` headers are read.
-//! - The client address: the `for=` list (every `Forwarded` / `X-Forwarded-For` header,
-//!   in order) is walked from right to left. Each entry was added by the hop to its right;
-//!   the walk goes on while the address just found is itself a trusted proxy, and stops at
-//!   the first untrusted one, which is the client. An entry that is not an IP address
-//!   (`unknown`, an obfuscated name, garbage) ends the walk at the last good address.
-//! - Scheme and host: the values the trusted peer itself sent (the rightmost `proto=` /
-//!   `host=`, or the last `X-Forwarded-Proto` / `X-Forwarded-Host` value). A scheme other
-//!   than `http` / `https`, or a host with characters a host cannot hold, is ignored.
-//!
-//! With no trusted proxies (the default) the client is the TCP peer, the scheme is the
-//! connection's (`http` unless the request URI says otherwise) and the host is `Host`.
+//! Who sent a request and where it was sent to, believing proxies only when configured
+//! (the rules are on [`Origin`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -116,7 +97,27 @@ fn canonical(addr: IpAddr) -> IpAddr {
 }
 
 /// Where a request came from and where it was sent to, after applying the trusted-proxy
-/// rules (see the [module docs](self)).
+/// rules.
+///
+/// A reverse proxy (nginx, Caddy, Traefik) terminates the client's connection and opens its
+/// own: the TCP peer is then the proxy, and the client's address, scheme and host arrive in
+/// `Forwarded` (RFC 7239) or `X-Forwarded-For` / `-Proto` / `-Host`. Anyone can send those
+/// headers, so they are read **only** when the TCP peer is one of
+/// [`TrustedProxies`]; from any other peer they are ignored entirely, never half-trusted.
+///
+/// The rules, for a request whose peer is trusted:
+/// - `Forwarded` wins when present; otherwise the `X-Forwarded-*` headers are read.
+/// - The client address: the `for=` list (every `Forwarded` / `X-Forwarded-For` header,
+///   in order) is walked from right to left. Each entry was added by the hop to its right;
+///   the walk goes on while the address just found is itself a trusted proxy, and stops at
+///   the first untrusted one, which is the client. An entry that is not an IP address
+///   (`unknown`, an obfuscated name, garbage) ends the walk at the last good address.
+/// - Scheme and host: the values the trusted peer itself sent (the rightmost `proto=` /
+///   `host=`, or the last `X-Forwarded-Proto` / `X-Forwarded-Host` value). A scheme other
+///   than `http` / `https`, or a host with characters a host cannot hold, is ignored.
+///
+/// With no trusted proxies (the default) the client is the TCP peer, the scheme is the
+/// connection's (`http` unless the request URI says otherwise) and the host is `Host`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
     /// The client's address; `None` when the server was not started with connect info

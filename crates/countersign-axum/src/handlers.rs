@@ -171,13 +171,149 @@ fn form_page(status: StatusCode, error: Option<&str>, username: &str, token: &st
     response
 }
 
-/// The credentials of a login request, from a form or JSON. `Debug` leaves out the
-/// password (the engine's [`Password`] redacts itself).
+/// A username and password, as a login form or a JSON body (`{"username", "password"}`)
+/// sends them; a missing field is empty. The password is the engine's [`Password`]: wiped
+/// when dropped, `[redacted]` in `Debug`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
-struct Credentials {
-    username: String,
-    password: Password,
+pub struct Credentials {
+    /// The account name, as typed.
+    pub username: String,
+    /// The password, as typed.
+    pub password: Password,
+}
+
+/// Why a password login was refused, answered as JSON with the codes of the HTTP contract
+/// (and `Cache-Control: no-store`):
+///
+/// | variant | status | `error` | `message` |
+/// |---|---|---|---|
+/// | `Invalid` | 401 | `invalid_grant` | "Invalid username or password" |
+/// | `Throttled` | 429, `Retry-After` | `too_many_requests` | "Too many failed attempts. Try again in {n} seconds." |
+/// | `Busy` | 503, `Retry-After: 1` | `temporarily_unavailable` | "The server is busy. Try again in a moment." |
+/// | `Store`, the store does not answer | 503, `Retry-After` | `unavailable` | as [`AuthRejection::Unavailable`] |
+/// | `Store`, any other store error | 500 | `server_error` | "Something went wrong on our side." |
+///
+/// `?` makes one from the engine's [`LoginError`], and from the [`StoreError`] of what
+/// follows a login (issuing tokens, starting a session): a token endpoint is then three
+/// lines, as in the [crate docs](crate).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginRejection {
+    /// Unknown user or wrong password (indistinguishable by design).
+    #[error("invalid username or password")]
+    Invalid,
+    /// Too many failures for this account or address.
+    #[error("too many failed logins; retry in {retry_after_secs}s")]
+    Throttled {
+        /// Seconds until the client may try again.
+        retry_after_secs: u64,
+    },
+    /// The hashing pool is full.
+    #[error("login is at capacity; retry shortly")]
+    Busy,
+    /// A store failed.
+    #[error("a store failed during login")]
+    Store(#[source] StoreError),
+}
+
+impl From<LoginError> for LoginRejection {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::Throttled { retry_after } => Self::Throttled {
+                retry_after_secs: u64::try_from(retry_after.max(1)).unwrap_or(1),
+            },
+            LoginError::Busy => Self::Busy,
+            LoginError::Store(e) => Self::Store(e),
+            // `Invalid`, and any kind the engine adds later: refuse, as for bad
+            // credentials.
+            _ => Self::Invalid,
+        }
+    }
+}
+
+impl From<StoreError> for LoginRejection {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl LoginRejection {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid => StatusCode::UNAUTHORIZED,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body's `error` member.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid_grant",
+            Self::Throttled { .. } => "too_many_requests",
+            Self::Busy => "temporarily_unavailable",
+            Self::Store(e) if e.is_unavailable() => "unavailable",
+            Self::Store(_) => "server_error",
+        }
+    }
+
+    /// The body's `message` member, a sentence for the user.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Invalid => INVALID_CREDENTIALS.to_owned(),
+            Self::Throttled { retry_after_secs } => {
+                format!("Too many failed attempts. Try again in {retry_after_secs} seconds.")
+            }
+            Self::Busy => "The server is busy. Try again in a moment.".to_owned(),
+            Self::Store(e) if e.is_unavailable() => AuthRejection::unavailable().message(),
+            Self::Store(_) => "Something went wrong on our side.".to_owned(),
+        }
+    }
+
+    /// `Retry-After`, for a refusal that passes (a store failure sets its own).
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Throttled { retry_after_secs } => Some(*retry_after_secs),
+            Self::Busy => Some(BUSY_RETRY_AFTER_SECS),
+            Self::Invalid | Self::Store(_) => None,
+        }
+    }
+
+    /// The `outcome` label of `countersign_logins_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Throttled { .. } => "throttled",
+            Self::Busy => "busy",
+            Self::Store(_) => "error",
+        }
+    }
+
+    /// The answer: JSON, or for a store failure a page when the client is a browser.
+    fn respond_to(self, parts: &Parts) -> Response {
+        match self {
+            Self::Store(e) => store_failure(parts, &e),
+            other => other.into_response(),
+        }
+    }
+}
+
+impl IntoResponse for LoginRejection {
+    fn into_response(self) -> Response {
+        if let Self::Store(e) = &self {
+            tracing::error!(error = %e, "login failed: store error");
+            if e.is_unavailable() {
+                return AuthRejection::unavailable().into_response();
+            }
+        }
+        let body = json!({ "error": self.error_code(), "message": self.message() });
+        let response = no_store((self.status(), Json(body)).into_response());
+        with_retry_after(response, self.retry_after_secs())
+    }
 }
 
 /// How the request body was sent, and so how to answer.
@@ -287,7 +423,7 @@ fn failure(parts: &Parts, status: StatusCode, error: &'static str, message: &str
 
 /// A store failure: 503 with `Retry-After` when the store does not answer, else 500.
 fn store_failure(parts: &Parts, e: &StoreError) -> Response {
-    tracing::error!(error = %e, "sign-in or sign-out failed: store error");
+    tracing::error!(error = %e, "signing in or out failed: store error");
     if e.is_unavailable() {
         AuthRejection::unavailable().respond_to(parts)
     } else {
@@ -315,86 +451,53 @@ pub async fn login(
         Ok(found) => found,
         Err(unreadable) => return unreadable.respond_to(&parts),
     };
-    let again = |status: StatusCode, error: &'static str, message: &str| {
-        if via == Via::Form && wants_html(&parts) {
-            let (cookie, token) = form_token(&state, current.as_ref(), &parts.headers);
-            let mut page = form_page(status, Some(message), &found.username, &token);
-            if let Some(cookie) = cookie {
-                page.headers_mut().append(header::SET_COOKIE, cookie);
-            }
-            page
-        } else {
-            failure(&parts, status, error, message)
+    // The form again, with a sentence saying what went wrong.
+    let again = |status: StatusCode, message: &str| {
+        let (cookie, token) = form_token(&state, current.as_ref(), &parts.headers);
+        let mut page = form_page(status, Some(message), &found.username, &token);
+        if let Some(cookie) = cookie {
+            page.headers_mut().append(header::SET_COOKIE, cookie);
         }
+        page
     };
     if found.username.is_empty() || found.password.is_empty() {
-        return again(
+        let (status, message) = (
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
             "Enter your username and password.",
         );
+        return if via == Via::Form && wants_html(&parts) {
+            again(status, message)
+        } else {
+            failure(&parts, status, "invalid_request", message)
+        };
     }
     let password = std::mem::take(&mut found.password);
-    let outcome = state.auth.login(&found.username, password, &address).await;
+    let outcome = state
+        .auth
+        .login(&found.username, password, &address)
+        .await
+        .map_err(LoginRejection::from);
     let label = match &outcome {
         Ok(user) => {
             tracing::info!(user = %user.username, via = via.label(), "login succeeded");
             "success"
         }
-        Err(LoginError::Throttled { retry_after }) => {
-            tracing::warn!(via = via.label(), retry_after, "login throttled");
-            "throttled"
-        }
-        Err(LoginError::Busy) => {
-            tracing::warn!(via = via.label(), "login refused: the hashing pool is full");
-            "busy"
-        }
-        Err(LoginError::Store(e)) => {
-            tracing::error!(via = via.label(), error = %e, "login failed: store error");
-            "error"
-        }
-        Err(_) => {
-            tracing::info!(
-                via = via.label(),
-                "login failed: invalid username or password"
-            );
-            "invalid"
+        // Without the username: it is sometimes a mistyped password.
+        Err(rejection) => {
+            tracing::info!(via = via.label(), reason = %rejection, "login refused");
+            rejection.label()
         }
     };
     metrics::counter!("countersign_logins_total", "outcome" => label, "via" => via.label())
         .increment(1);
     let user = match outcome {
         Ok(user) => user,
-        Err(LoginError::Throttled { retry_after }) => {
-            let secs = u64::try_from(retry_after.max(1)).unwrap_or(1);
-            return with_retry_after(
-                again(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_requests",
-                    &format!("Too many failed attempts. Try again in {secs} seconds."),
-                ),
-                secs,
-            );
+        Err(rejection @ LoginRejection::Store(_)) => return rejection.respond_to(&parts),
+        Err(rejection) if via == Via::Form && wants_html(&parts) => {
+            let page = again(rejection.status(), &rejection.message());
+            return with_retry_after(page, rejection.retry_after_secs());
         }
-        Err(LoginError::Busy) => {
-            return with_retry_after(
-                again(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "The server is busy. Try again in a moment.",
-                ),
-                BUSY_RETRY_AFTER_SECS,
-            );
-        }
-        Err(LoginError::Store(e)) => return store_failure(&parts, &e),
-        // `Invalid`, and any kind the engine adds later: refuse, as for bad credentials.
-        Err(_) => {
-            return again(
-                StatusCode::UNAUTHORIZED,
-                "invalid_grant",
-                INVALID_CREDENTIALS,
-            );
-        }
+        Err(rejection) => return rejection.into_response(),
     };
     let cookies = match sign_in(&state, current.as_ref(), &user, &user_agent, &address).await {
         Ok(cookies) => cookies,
@@ -452,10 +555,12 @@ fn see_other(path: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
-fn with_retry_after(mut response: Response, secs: u64) -> Response {
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+fn with_retry_after(mut response: Response, secs: Option<u64>) -> Response {
+    if let Some(secs) = secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     response
 }
 

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
-use countersign::auth::{Auth, AuthConfig};
-use countersign::clock::SystemClock;
+use countersign::auth::Auth;
 use countersign::keys::{KeyRing, SecretKey};
-use countersign::memory::MemoryStore;
 use countersign::password::{HashParams, Hasher, HashingPool, Password};
 use countersign_axum::{AuthState, CookieConfig, CsrfLayer, csrf_token_for, handlers};
 use http::{Request, StatusCode, header};
@@ -179,7 +177,7 @@ async fn wrong_password_and_unknown_user_show_the_form_again_alike() {
         pages.push(r.body.replace(&format!(r#"value="{user}""#), "value=\"\""));
     }
     assert_eq!(pages[0], pages[1]);
-    assert_eq!(fx.auth.pool().verifications(), 2);
+    assert_eq!(fx.auth.hashing_stats().verifications, 2);
 }
 
 #[tokio::test]
@@ -202,7 +200,7 @@ async fn empty_fields_are_422() {
         "{}",
         r.body
     );
-    assert_eq!(fx.auth.pool().verifications(), 0);
+    assert_eq!(fx.auth.hashing_stats().verifications, 0);
 }
 
 #[tokio::test]
@@ -406,21 +404,19 @@ async fn a_full_hashing_pool_is_503_with_retry_after() {
         p_cost: 1,
     })
     .unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let auth = Arc::new(Auth::new(
-        KeyRing::single(SecretKey::generate(32).unwrap().0),
-        AuthConfig::default(),
-        Arc::clone(&store) as _,
-        store,
-        HashingPool::new(slow, 1, 0).unwrap(),
-        Arc::new(SystemClock),
-    ));
+    let pool = HashingPool::new(slow, 1, 0).unwrap();
+    let auth = Auth::builder(KeyRing::single(SecretKey::generate(32).unwrap().0))
+        .hashing_pool(pool.clone())
+        .build()
+        .unwrap();
     let state = Arc::new(AuthState::new(Arc::clone(&auth), CookieConfig::secure()));
     let app = app(state);
     let (cookie, token) = json_token(&app).await;
-    let pool = auth.pool().clone();
-    let busy = tokio::spawn(async move { pool.hash(Password::new("long enough pw")).await });
-    while auth.pool().depth() == 0 {
+    let busy = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.hash(Password::new("long enough pw")).await }
+    });
+    while pool.depth() == 0 {
         tokio::task::yield_now().await;
     }
     let body = format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#);
