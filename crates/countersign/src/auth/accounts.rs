@@ -119,7 +119,8 @@ impl Auth {
     ///
     /// Every attempt counts, whatever its outcome, and the count is taken (atomically)
     /// before anything else: an attempt over
-    /// [`ThrottlePolicy::registrations_per_address`] is refused before any hashing. Each
+    /// [`ThrottlePolicy::registrations_per_address`](super::ThrottlePolicy::registrations_per_address)
+    /// is refused before any hashing. Each
     /// attempt otherwise costs an argon2id hash, and "that username is taken" is an answer
     /// a registration form cannot avoid giving, so the throttle is what bounds both the
     /// CPU one address can spend and how fast it can probe for usernames

@@ -15,7 +15,7 @@ pub struct ThrottlePolicy {
     /// Failures per client address per window before 429 (default 50).
     pub per_address: u64,
     /// Registration attempts per client address per window, successful or not, before
-    /// 429 (default 10). See [`Auth::register`].
+    /// 429 (default 10). See [`Auth::register`](super::Auth::register).
     pub registrations_per_address: u64,
     /// Window length, seconds (default 15 min). No lockout outlasts it.
     pub window_secs: i64,

@@ -78,7 +78,8 @@ pub enum AccountError {
     /// The username is taken.
     #[error("that username is taken")]
     Taken,
-    /// Too many registration attempts from this client address ([`Auth::register`]).
+    /// Too many registration attempts from this client address
+    /// ([`Auth::register`](super::Auth::register)).
     #[error("too many registration attempts; retry in {retry_after}s")]
     Throttled {
         /// Seconds until the window ends.
