@@ -18,7 +18,8 @@
 //! | `GET /api/buggy` | `{"username", "buggy": {…}}` by bearer token or session; the library's 401s otherwise |
 //! | `GET /admin/buggies` | every user's buggy; 403 without the `admin` role |
 //!
-//! Storage is in process: the engine's [`MemoryStore`] for users and sessions, and
+//! Storage is in process: the engine's
+//! [`MemoryStore`](countersign::memory::MemoryStore) for users and sessions, and
 //! [`Buggies`] behind a mutex. Everything is lost when the process stops.
 //!
 //! # Examples
@@ -50,13 +51,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::FromRef;
-use countersign::auth::{AccountError, Auth, AuthConfig};
-use countersign::clock::SystemClock;
+use countersign::auth::{AccountError, Auth, AuthConfig, BuildError};
 use countersign::keys::{KeyRing, SecretKey};
-use countersign::memory::MemoryStore;
-use countersign::password::{
-    HashParams, Hasher, HashingPool, OWASP_PARAMS, Password, PasswordError,
-};
+use countersign::password::{HashParams, OWASP_PARAMS, Password};
 use countersign::user::{Role, User, UserId};
 use countersign_axum::{AuthState, CookieConfig};
 
@@ -173,27 +170,21 @@ impl AppState {
         }
     }
 
-    /// State with everything in process: an engine over one [`MemoryStore`] (users and
-    /// sessions) signing with `key`, on the system clock.
+    /// State with everything in process: an engine over one
+    /// [`MemoryStore`](countersign::memory::MemoryStore) (users and sessions) signing with
+    /// `key`, on the system clock.
     ///
     /// # Errors
     /// When argon2 refuses `options.hash_params`.
-    pub fn in_memory(key: SecretKey, options: &Options) -> Result<Self, PasswordError> {
-        let hasher = Hasher::new(options.hash_params)?;
-        let pool = HashingPool::new(hasher, options.hashing_workers, options.hashing_queue)?;
-        let store = Arc::new(MemoryStore::new());
-        let auth = Auth::new(
-            KeyRing::single(key),
-            options.auth.clone(),
-            Arc::clone(&store) as _,
-            store,
-            pool,
-            Arc::new(SystemClock),
-        );
-        Ok(Self::new(Arc::new(AuthState::new(
-            Arc::new(auth),
-            options.cookies.clone(),
-        ))))
+    pub fn in_memory(key: SecretKey, options: &Options) -> Result<Self, BuildError> {
+        let auth = Auth::builder(KeyRing::single(key))
+            .config(options.auth.clone())
+            .hash_params(options.hash_params)
+            .hashing_workers(options.hashing_workers)
+            .hashing_queue(options.hashing_queue)
+            .build()?;
+        let cookies = options.cookies.clone();
+        Ok(Self::new(Arc::new(AuthState::new(auth, cookies))))
     }
 
     /// The authentication engine (to create users or issue tokens).
