@@ -131,6 +131,11 @@ fn file_keys() -> BTreeSet<String> {
 const FILE_ALIASES: &[(&str, &str, &str)] = &[
     ("env", "production", "`env = \"production\"`"),
     ("flask", "flask_bridge", "a `[flask]` table (docs/flask.md)"),
+    (
+        "access",
+        "default_policy",
+        "`[[access]]` tables (docs/forward-auth.md)",
+    ),
 ];
 
 /// `[name: value]` taken out of a help text: (the text without it, the value).
@@ -420,17 +425,26 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 fn settings_doc() {
     let settings = serve_settings();
     let keys = file_keys();
-    // Every key the file accepts is some flag's (or an alias of one).
+    // Every key the file accepts is some flag's (or an alias of one), or a section of its
+    // own (`[[access]]`) that the prose of docs/settings.md describes.
+    let text = std::fs::read_to_string(repo_root().join("docs/settings.md")).unwrap();
     let covered: BTreeSet<&str> = settings.iter().filter_map(|s| s.key.as_deref()).collect();
     let orphans: Vec<&String> = keys
         .iter()
-        .filter(|k| !covered.contains(k.as_str()) && !FILE_ALIASES.iter().any(|(a, _, _)| a == k))
+        .filter(|k| {
+            !covered.contains(k.as_str())
+                && !FILE_ALIASES.iter().any(|(a, _, _)| a == k)
+                && ![format!("`{k}`"), format!("[{k}]"), format!("[[{k}]]")]
+                    .iter()
+                    .any(|written| text.contains(written.as_str()))
+        })
         .collect();
     assert!(
         orphans.is_empty(),
-        "the settings file accepts {orphans:?}, which no `serve` flag sets: add the flag (the \
-         key must be its clap id or its name in snake case) or list the key in FILE_ALIASES \
-         (tests/it/docs.rs)"
+        "the settings file accepts {orphans:?}, which no `serve` flag sets and \
+         docs/settings.md does not describe: add the flag (the key must be its clap id or its \
+         name in snake case), list the key in FILE_ALIASES (tests/it/docs.rs), or describe \
+         the section in the prose of docs/settings.md (naming it `[name]` or `[[name]]`)"
     );
     // Every variable the settings code reads is documented by a flag's `[env: …]`, and
     // every one a flag names is read somewhere.
@@ -694,6 +708,58 @@ fn documented_routes(text: &str) -> BTreeSet<(String, String)> {
     out
 }
 
+/// `code` with each use of a `const NAME: &str = "/…";` of the crate (`NAME`,
+/// `module::NAME`) replaced by its literal, so that routes named by a constant are seen.
+fn inline_path_constants(code: &str) -> String {
+    let mut constants = Vec::new();
+    for file in rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for line in text.lines() {
+            let line = line.trim_start().trim_start_matches("pub ");
+            let Some(rest) = line.strip_prefix("const ") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once(": &str = \"") else {
+                continue;
+            };
+            if let Some(value) = value.strip_suffix("\";")
+                && value.starts_with('/')
+            {
+                constants.push((name.trim().to_owned(), value.to_owned()));
+            }
+        }
+    }
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut code = code.to_owned();
+    for (name, value) in constants {
+        let mut out = String::with_capacity(code.len());
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find(name.as_str()) {
+            let before = &rest[..at];
+            let after = &rest[at + name.len()..];
+            let whole = !before.ends_with(is_ident) && !after.starts_with(is_ident);
+            // A use, not the definition: not followed by `:` (a type annotation).
+            if whole && !after.trim_start().starts_with(':') {
+                // Drop the `module::` path in front of it.
+                let path_start = before
+                    .trim_end_matches(|c: char| is_ident(c) || c == ':')
+                    .len();
+                out.push_str(&before[..path_start]);
+                out.push('"');
+                out.push_str(&value);
+                out.push('"');
+            } else {
+                out.push_str(before);
+                out.push_str(&name);
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        code = out;
+    }
+    code
+}
+
 /// The routes `src/server/app.rs` registers: each `"/…"` literal with the method routers
 /// (`get(`, `.post(`, …) in the same call, comments left out.
 fn registered_routes() -> BTreeSet<(String, String)> {
@@ -711,6 +777,7 @@ fn registered_routes() -> BTreeSet<(String, String)> {
         })
         .collect::<Vec<_>>()
         .join("\n");
+    let code = inline_path_constants(&code);
     let mut out = BTreeSet::new();
     let bytes = code.as_bytes();
     let mut i = 0;
