@@ -10,15 +10,12 @@
 //! `Cache-Control: no-store` (pages hold one user's data; a shared cache must not hand
 //! them to another) except the stylesheet.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Form, FromRequestParts, RawQuery, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Form, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
@@ -26,8 +23,8 @@ use countersign::auth::{LoginError, Principal};
 use countersign::password::Password;
 use countersign::user::UserId;
 use countersign_axum::{
-    Admin, AuthRejection, Authenticated, CsrfLayer, MaybeAuthenticated, RequireRole, RoleName,
-    csrf_token_for, issue_pre_session_csrf,
+    Admin, AuthRejection, Authenticated, ClientAddr, CsrfLayer, MaybeAuthenticated, RequireRole,
+    RoleName, UserAgent, csrf_token_for, issue_pre_session_csrf,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -401,23 +398,6 @@ fn bad_form(user: Option<&Principal>, rejection: &FormRejection) -> Response {
 
 // ----- login and logout -----
 
-/// The client's address, for login throttling: the peer's IP when the server was started
-/// with connect info, else one shared bucket.
-struct ClientAddr(String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
-        ))
-    }
-}
-
 /// The login form. The password is wiped from memory when the form is dropped.
 #[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
 struct LoginForm {
@@ -457,7 +437,7 @@ async fn login(
     State(app): State<AppState>,
     MaybeAuthenticated(current): MaybeAuthenticated,
     ClientAddr(address): ClientAddr,
-    headers: HeaderMap,
+    UserAgent(user_agent): UserAgent,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let mut form = match form {
@@ -501,16 +481,12 @@ async fn login(
             );
         }
     };
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
     // A new session id at every login (against fixation): sign_in ends the old one.
     match countersign_axum::sign_in(
         app.auth_state(),
         current.as_ref(),
         &user,
-        user_agent,
+        &user_agent,
         &address,
     )
     .await
