@@ -267,6 +267,19 @@ impl PartialEq for PasswordError {
 
 impl Eq for PasswordError {}
 
+/// What a [`HashingPool`] is doing and has done (for metrics, and for tests that count
+/// argon2 runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HashingStats {
+    /// Jobs running or waiting ([`HashingPool::depth`]).
+    pub depth: usize,
+    /// Password checks run ([`HashingPool::verifications`]).
+    pub verifications: u64,
+    /// Passwords hashed ([`HashingPool::hashes`]).
+    pub hashes: u64,
+}
+
 /// Why the hashing pool could not answer.
 #[derive(Debug, thiserror::Error)]
 enum PoolFailure {
@@ -448,6 +461,15 @@ impl HashingPool {
     /// cost no hash).
     pub fn hashes(&self) -> u64 {
         self.inner.hashes.load(Ordering::Relaxed)
+    }
+
+    /// The three counters at once.
+    pub fn stats(&self) -> HashingStats {
+        HashingStats {
+            depth: self.depth(),
+            verifications: self.verifications(),
+            hashes: self.hashes(),
+        }
     }
 
     /// The hasher (for blocking callers such as the CLI).

@@ -632,7 +632,7 @@ async fn admin_buggies(
         }
         Err(other) => return other.into_response(),
     };
-    let users = match app.auth().users().list_users().await {
+    let users = match app.auth().list_users().await {
         Ok(users) => users,
         Err(e) => {
             tracing::error!(error = %e, "could not list users");

@@ -103,9 +103,7 @@ impl Admin {
     /// # Errors
     /// When the store fails.
     pub fn user(&self, name: &str) -> anyhow::Result<Option<User>> {
-        Ok(self
-            .runtime
-            .block_on(self.auth.users().user_by_name(name))?)
+        Ok(self.runtime.block_on(self.auth.user_by_name(name))?)
     }
 
     /// Close the stores.

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use countersign::flask::import::{ImportOptions, import_users};
+use countersign::flask::import::ImportOptions;
 
 use super::admin::{Admin, Hashing};
 use super::negative;
@@ -26,27 +26,20 @@ use crate::cli::UserImportArgs;
 /// storage error.
 pub fn import(args: &UserImportArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
     let admin = Admin::open(&args.storage, ctx, Hashing::None)?;
-    let now = admin.auth.now();
     let options = ImportOptions {
         skip_invalid: args.skip_invalid,
     };
     let outcome = if args.file.as_os_str() == "-" {
         let stdin: &mut dyn Read = &mut *ctx.stdin;
-        admin.runtime.block_on(import_users(
-            admin.auth.users().as_ref(),
-            stdin,
-            options,
-            now,
-        ))
+        admin
+            .runtime
+            .block_on(admin.auth.import_users(stdin, options))
     } else {
         let file = std::fs::File::open(&args.file)
             .with_context(|| format!("cannot open {}", args.file.display()))?;
-        admin.runtime.block_on(import_users(
-            admin.auth.users().as_ref(),
-            file,
-            options,
-            now,
-        ))
+        admin
+            .runtime
+            .block_on(admin.auth.import_users(file, options))
     };
     admin.close();
     let report = outcome?;

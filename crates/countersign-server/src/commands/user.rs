@@ -81,7 +81,7 @@ pub fn passwd(args: &UserPasswdArgs, ctx: &mut Context<'_>) -> anyhow::Result<Ex
 /// A storage error.
 pub fn list(args: &StorageArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
     let admin = Admin::open(args, ctx, Hashing::None)?;
-    let users = admin.runtime.block_on(admin.auth.users().list_users());
+    let users = admin.runtime.block_on(admin.auth.list_users());
     admin.close();
     let mut rows = vec![vec![
         "ID".to_owned(),

@@ -228,11 +228,7 @@ pub async fn user_id_of(auth: &Auth, principal: &Principal) -> Result<Option<Use
     if let Some(id) = principal.user_id {
         return Ok(Some(id));
     }
-    Ok(auth
-        .users()
-        .user_by_name(&principal.username)
-        .await?
-        .map(|u| u.id))
+    Ok(auth.user_by_name(&principal.username).await?.map(|u| u.id))
 }
 
 async fn require_user_id(app: &App, principal: &Principal) -> Result<UserId, ApiError> {
@@ -523,7 +519,6 @@ pub async fn list_users(
 ) -> Result<Json<Value>, ApiError> {
     let users: Vec<Value> = app
         .engine()
-        .users()
         .list_users()
         .await?
         .into_iter()

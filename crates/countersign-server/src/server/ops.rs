@@ -29,16 +29,17 @@ pub struct Health {
 
 /// `GET /readyz`: 200 when the user store and the session store answer, else 503.
 pub async fn readyz(State(app): State<App>) -> Response {
-    let engine = app.engine();
-    let users = engine.users().ping().await;
-    let sessions = engine.store().ping_sessions().await;
+    let readiness = app.engine().readiness().await;
     let word = |r: &Result<(), _>| if r.is_ok() { "ok" } else { "unavailable" };
     let body = json!({
-        "status": if users.is_ok() && sessions.is_ok() { "ready" } else { "unavailable" },
-        "users": word(&users),
-        "sessions": word(&sessions),
+        "status": if readiness.is_ready() { "ready" } else { "unavailable" },
+        "users": word(&readiness.users),
+        "sessions": word(&readiness.sessions),
     });
-    for e in [users.err(), sessions.err()].into_iter().flatten() {
+    for e in [readiness.users.err(), readiness.sessions.err()]
+        .into_iter()
+        .flatten()
+    {
         tracing::warn!(error = %e, "readiness check failed");
     }
     if body["status"] == "ready" {
@@ -57,7 +58,7 @@ pub async fn metrics(State(app): State<App>) -> Response {
     let Some(handle) = &app.site.metrics else {
         return ApiError::not_found("Metrics are not enabled.").into_response();
     };
-    let depth = app.engine().pool().depth();
+    let depth = app.engine().hashing_stats().depth;
     // Depth is a small count; f64 holds it exactly.
     #[allow(clippy::cast_precision_loss)]
     metrics::gauge!("countersign_hash_queue_depth").set(depth as f64);

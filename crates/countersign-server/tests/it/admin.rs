@@ -116,7 +116,7 @@ async fn session_of(dir: &Path, name: &str, password: &str) -> String {
 
 async fn live_sessions(dir: &Path, name: &str) -> usize {
     let (auth, stores) = engine(dir).await;
-    let user = auth.users().user_by_name(name).await.unwrap().unwrap();
+    let user = auth.user_by_name(name).await.unwrap().unwrap();
     let n = auth.list_sessions(user.id).await.unwrap().len();
     stores.close().await;
     n
@@ -266,7 +266,7 @@ fn account_changes_end_the_users_sessions() {
     assert_eq!(out.code, 0, "{out:?}");
     block(async {
         let (auth, stores) = engine(d).await;
-        assert!(auth.users().user_by_name("alice").await.unwrap().is_none());
+        assert!(auth.user_by_name("alice").await.unwrap().is_none());
         // Its sessions went with it.
         assert!(
             auth.list_sessions(countersign::user::UserId(1))

@@ -1216,7 +1216,7 @@ async fn a_full_hashing_pool_answers_503_with_retry_after() {
         };
     });
     s.add_user("alice", "user").await;
-    let pool = s.app.engine().pool().clone();
+    let hashing = || s.app.engine().hashing_stats();
     let router = s.router.clone();
     let slow = tokio::spawn(async move {
         let request = Request::post("/api/token")
@@ -1228,12 +1228,12 @@ async fn a_full_hashing_pool_answers_503_with_retry_after() {
         router.oneshot(request).await.unwrap().status()
     });
     for _ in 0..1_000_000 {
-        if pool.depth() > 0 {
+        if hashing().depth > 0 {
             break;
         }
         tokio::task::yield_now().await;
     }
-    assert_eq!(pool.depth(), 1, "the first login holds the only slot");
+    assert_eq!(hashing().depth, 1, "the first login holds the only slot");
     // Another account's login finds the pool full (a second attempt on alice's account
     // would wait for the first: attempts on one account take turns).
     let r = s
@@ -1264,31 +1264,31 @@ fn comparable(h: &HeaderMap) -> Vec<(String, String)> {
 async fn unknown_user_and_wrong_password_look_and_cost_the_same() {
     let s = Server::new();
     s.add_user("alice", "user").await;
-    let pool = s.app.engine().pool().clone();
+    let hashing = || s.app.engine().hashing_stats();
 
     // API: identical status, headers and body; one argon2 verify each.
-    let before = pool.verifications();
+    let before = hashing().verifications;
     let wrong = s
         .post_json(
             "/api/token",
             &json!({"username": "alice", "password": "wrong password"}),
         )
         .await;
-    assert_eq!(pool.verifications(), before + 1);
+    assert_eq!(hashing().verifications, before + 1);
     let unknown = s
         .post_json(
             "/api/token",
             &json!({"username": "nobody", "password": "wrong password"}),
         )
         .await;
-    assert_eq!(pool.verifications(), before + 2);
+    assert_eq!(hashing().verifications, before + 2);
     let invalid_name = s
         .post_json(
             "/api/token",
             &json!({"username": "<bad name>", "password": "x"}),
         )
         .await;
-    assert_eq!(pool.verifications(), before + 3);
+    assert_eq!(hashing().verifications, before + 3);
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     for other in [&unknown, &invalid_name] {
         assert_eq!(wrong.status, other.status);
@@ -1299,7 +1299,7 @@ async fn unknown_user_and_wrong_password_look_and_cost_the_same() {
     // Form: identical but for the username echoed back.
     let mut b = Browser::new();
     let token = b.get(&s, "/login").await.form_token();
-    let before = pool.verifications();
+    let before = hashing().verifications;
     let wrong = b
         .go(
             &s,
@@ -1326,7 +1326,7 @@ async fn unknown_user_and_wrong_password_look_and_cost_the_same() {
             ),
         )
         .await;
-    assert_eq!(pool.verifications(), before + 2);
+    assert_eq!(hashing().verifications, before + 2);
     assert_eq!(wrong.status, unknown.status);
     assert_eq!(
         wrong.body.replace("alice", "NAME"),
@@ -1358,15 +1358,7 @@ async fn registration_closed_is_404() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(!b.get(&s, "/").await.body.contains("/register"));
-    assert!(
-        s.app
-            .engine()
-            .users()
-            .user_by_name("eve")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(s.app.engine().user_by_name("eve").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -1450,7 +1442,7 @@ async fn registration_is_throttled_per_address() {
     };
     let user = |name: &'static str| {
         let s = &s;
-        async move { s.app.engine().users().user_by_name(name).await.unwrap() }
+        async move { s.app.engine().user_by_name(name).await.unwrap() }
     };
     // Every attempt from the address counts, whatever its port and outcome: a success, a
     // taken name, a refused password.
@@ -1462,7 +1454,7 @@ async fn registration_is_throttled_per_address() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
 
     // The fourth: 429 with Retry-After and the form again, before any hashing.
-    let hashes = s.app.engine().pool().hashes();
+    let hashes = s.app.engine().hashing_stats().hashes;
     let r = register("192.0.2.70:1004", "gus", PW).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
     let retry: i64 = r.header("retry-after").unwrap().parse().unwrap();
@@ -1471,7 +1463,7 @@ async fn registration_is_throttled_per_address() {
     assert!(r.body.contains("action=\"/register\""), "{r:?}");
     assert!(r.body.contains("value=\"gus\""), "{r:?}");
     assert_eq!(
-        s.app.engine().pool().hashes(),
+        s.app.engine().hashing_stats().hashes,
         hashes,
         "no hash was computed"
     );
@@ -1481,7 +1473,7 @@ async fn registration_is_throttled_per_address() {
     let r = register("192.0.2.71:1001", "gus", PW).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{r:?}");
     assert!(user("gus").await.is_some());
-    assert_eq!(s.app.engine().pool().hashes(), hashes + 1);
+    assert_eq!(s.app.engine().hashing_stats().hashes, hashes + 1);
 
     // When the window ends, the address may register again.
     s.clock.advance(retry);
@@ -1508,15 +1500,7 @@ async fn markup_in_input_is_refused_or_escaped() {
         r.body.contains("&lt;script&gt;") || r.body.contains("&#60;script&#62;"),
         "{r:?}"
     );
-    assert!(
-        s.app
-            .engine()
-            .users()
-            .user_by_name(evil)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(s.app.engine().user_by_name(evil).await.unwrap().is_none());
 
     let attr = "\" autofocus onfocus=\"alert(1)";
     let r = b.login(&s, attr, "whatever pw").await;

@@ -148,6 +148,22 @@ impl Auth {
         self.create_user(username, password, role).await
     }
 
+    /// Every account, by id.
+    ///
+    /// # Errors
+    /// When the user store fails.
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.users.list_users().await
+    }
+
+    /// The account called `username`, if any.
+    ///
+    /// # Errors
+    /// When the user store fails.
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.users.user_by_name(username).await
+    }
+
     /// Change a password and end everything the user was signed in with.
     ///
     /// # Errors

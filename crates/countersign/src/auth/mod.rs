@@ -36,11 +36,11 @@ use arc_swap::ArcSwap;
 use crate::clock::{Clock, UnixTime};
 use crate::jwt::TokenKeys;
 use crate::keys::{KeyRing, Purpose, Subkey};
-use crate::password::HashingPool;
+use crate::password::{HashingPool, HashingStats};
 use crate::refresh::RefreshHasher;
 use crate::session::{CookieSigner, SessionKey, SessionRecord};
 use crate::setup::SetupToken;
-use crate::store::{EphemeralStore, UserStore};
+use crate::store::{EphemeralStore, StoreError, UserStore};
 use crate::user::UserId;
 
 use accounts::LOGIN_STRIPES;
@@ -176,19 +176,51 @@ impl Auth {
         self.clock.now()
     }
 
-    /// The user store.
-    pub fn users(&self) -> &Arc<dyn UserStore> {
+    /// Whether the user store and the session store answer (`/readyz`).
+    pub async fn readiness(&self) -> Readiness {
+        Readiness {
+            users: self.users.ping().await,
+            sessions: self.store.ping_sessions().await,
+        }
+    }
+
+    /// The password hashing pool's queue and counters (metrics).
+    pub fn hashing_stats(&self) -> HashingStats {
+        self.pool.stats()
+    }
+
+    /// The user store. Crate-private: callers go through the service's methods, which
+    /// keep its caches and its throttling in step.
+    pub(crate) fn users(&self) -> &Arc<dyn UserStore> {
         &self.users
     }
 
-    /// The session store.
-    pub fn store(&self) -> &Arc<dyn EphemeralStore> {
+    /// The session store (crate-private, as [`Auth::users`]).
+    pub(crate) fn store(&self) -> &Arc<dyn EphemeralStore> {
         &self.store
     }
 
-    /// The hashing pool.
-    pub fn pool(&self) -> &HashingPool {
+    /// The hashing pool (for the crate's tests).
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &HashingPool {
         &self.pool
+    }
+}
+
+/// Whether each store answers ([`Auth::readiness`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Readiness {
+    /// The user store's answer.
+    pub users: Result<(), StoreError>,
+    /// The session store's answer.
+    pub sessions: Result<(), StoreError>,
+}
+
+impl Readiness {
+    /// Both stores answer.
+    pub fn is_ready(&self) -> bool {
+        self.users.is_ok() && self.sessions.is_ok()
     }
 }
 

@@ -288,6 +288,20 @@ impl<R: BufRead> Records<R> {
     }
 }
 
+impl crate::auth::Auth {
+    /// [`import_users`] into the service's user store, created at its clock's time.
+    ///
+    /// # Errors
+    /// As [`import_users`].
+    pub async fn import_users(
+        &self,
+        input: impl Read,
+        options: ImportOptions,
+    ) -> Result<ImportReport, ImportError> {
+        import_users(self.users().as_ref(), input, options, self.now()).await
+    }
+}
+
 /// Import users from `input` (CSV with a header, or JSON lines) into `store`, created at
 /// `now` (see the module docs). Reads `input` synchronously: call it from a command-line
 /// tool or a blocking task.

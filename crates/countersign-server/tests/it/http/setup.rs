@@ -115,7 +115,7 @@ async fn the_link_makes_the_first_admin_and_signs_them_in() {
     again.push(("token", token_of(&link)));
     again.push(("csrf_token", &csrf));
     assert_gone(&other.go(&s, other.form("/setup", &again)).await);
-    let users = s.app.engine().users().list_users().await.unwrap();
+    let users = s.app.engine().list_users().await.unwrap();
     assert_eq!(users.len(), 1);
 }
 
@@ -168,7 +168,7 @@ async fn a_bad_expired_or_used_token_and_existing_users_all_get_the_same_404() {
     post.push(("token", token_of(&link)));
     post.push(("csrf_token", &csrf));
     assert_gone(&b.go(&s, b.form("/setup", &post)).await);
-    let users = s.app.engine().users().list_users().await.unwrap();
+    let users = s.app.engine().list_users().await.unwrap();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].username.as_str(), "alice");
 
@@ -229,15 +229,7 @@ async fn bad_input_shows_the_form_again_and_keeps_the_link() {
         assert!(!r.body.contains("<b>root</b>"));
         assert!(r.cookie(SESSION).is_none());
     }
-    assert!(
-        s.app
-            .engine()
-            .users()
-            .list_users()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.app.engine().list_users().await.unwrap().is_empty());
 
     // The form shown again submits as it is.
     let r = submit_setup(&mut b, &s, &link, &fields("root", PW, "mismatch!")).await;
@@ -310,15 +302,7 @@ async fn the_setup_form_needs_its_csrf_token_and_a_same_origin_request() {
     req.headers_mut()
         .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
     assert_eq!(b.go(&s, req).await.status, StatusCode::FORBIDDEN);
-    assert!(
-        s.app
-            .engine()
-            .users()
-            .list_users()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.app.engine().list_users().await.unwrap().is_empty());
     // None of that used the link up.
     let r = b.go(&s, form(&b, &with(&[("csrf_token", &csrf)]))).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{r:?}");
@@ -364,7 +348,7 @@ async fn concurrent_submissions_make_exactly_one_admin() {
         .filter(|s| **s == StatusCode::NOT_FOUND)
         .count();
     assert_eq!((made, gone), (1, 7), "{statuses:?}");
-    let users = s.app.engine().users().list_users().await.unwrap();
+    let users = s.app.engine().list_users().await.unwrap();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].role, Role::admin());
 }
