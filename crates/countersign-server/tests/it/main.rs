@@ -9,3 +9,4 @@ mod docs;
 mod e2e;
 mod http;
 mod scale;
+mod schema;
