@@ -17,6 +17,7 @@
 //! | `jti:<jti>` | string | deny-until time | at the deny-until time |
 //! | `user:<id>:issued_before` | string | the issued-before mark | never (one small key per user who logged out everywhere) |
 //! | `throttle:<key>` | hash | count and window end | at the window end |
+//! | `attempts:<key>` | hash | login attempts: failures, in flight, window end, back-off | one window length past the window end |
 
 use countersign::refresh::{FamilyId, RefreshHash};
 use countersign::session::SessionKey;
@@ -101,6 +102,10 @@ impl Keys {
 
     pub(crate) fn throttle(&self, key: &str) -> String {
         self.key(&["throttle", &bounded(key)])
+    }
+
+    pub(crate) fn attempts(&self, key: &str) -> String {
+        self.key(&["attempts", &bounded(key)])
     }
 }
 

@@ -305,6 +305,102 @@ end
 return {redis.call('HINCRBY', KEYS[1], 'count', 1), int(e)}
 ";
 
+/// The rules of `countersign::attempts`, shared by the two attempt scripts: a record is a
+/// hash (`f` failures, `p` in flight, `pu` in flight until, `we` window end, `s` strikes,
+/// `exp` may go at). ARGV[1..4]: now, base window, longest window, lease.
+const ATTEMPT_PRELUDE: &str = r"
+local now = tonumber(ARGV[1])
+local base, longest, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local function load(k)
+  local v = redis.call('HMGET', k, 'f', 'p', 'pu', 'we', 's', 'exp')
+  if not v[6] then return nil end
+  local r = {f = tonumber(v[1]), p = tonumber(v[2]), pu = tonumber(v[3]),
+             we = tonumber(v[4]), s = tonumber(v[5]), exp = tonumber(v[6])}
+  if now >= r.exp then return nil end
+  return r
+end
+local function in_flight(r)
+  if now < r.pu then return r.p end
+  return 0
+end
+local function open(prev, max)
+  local strikes = 0
+  if prev and prev.f >= max then strikes = math.min(prev.s + 1, 30) end
+  local cap = math.max(longest, base, 1)
+  local len = math.max(base, 1)
+  for _ = 1, strikes do
+    if len >= cap then break end
+    len = len * 2
+  end
+  len = math.min(len, cap)
+  local we = now + len
+  return {f = 0, p = 0, pu = now, we = we, s = strikes, exp = we + len}
+end
+local function save(k, r)
+  redis.call('HSET', k, 'f', int(r.f), 'p', int(r.p), 'pu', int(r.pu), 'we', int(r.we),
+    's', int(r.s), 'exp', int(r.exp))
+  redis.call('PEXPIREAT', k, ms(r.exp))
+end
+";
+
+/// KEYS: the attempt records. ARGV: as the prelude, then each key's limit.
+/// Returns `{0, "0"}` admitted (and counted in flight on every key), `{1, "0"}` full, or
+/// `{2, until}` refused.
+const ATTEMPT_RESERVE: &str = r"
+local recs, refused, full, until_ = {}, false, false, 0
+for i = 1, #KEYS do
+  local r = load(KEYS[i])
+  recs[i] = r
+  local max = tonumber(ARGV[4 + i])
+  if r and now < r.we then
+    if r.f >= max then
+      refused = true
+      until_ = math.max(until_, r.we)
+    elseif r.f + in_flight(r) >= max then
+      full = true
+    end
+  end
+end
+if refused then return {2, int(until_)} end
+if full then return {1, '0'} end
+for i = 1, #KEYS do
+  local r = recs[i]
+  if not (r and now < r.we) then r = open(r, tonumber(ARGV[4 + i])) end
+  r.p = in_flight(r) + 1
+  r.pu = now + math.max(lease, 1)
+  r.exp = math.max(r.exp, r.pu)
+  save(KEYS[i], r)
+end
+return {0, '0'}
+";
+
+/// KEYS: the attempt records. ARGV: as the prelude, then for each key its limit and how
+/// the attempt ended (`f` failed, `r` released, `c` cleared).
+const ATTEMPT_SETTLE: &str = r"
+for i = 1, #KEYS do
+  local max, how = tonumber(ARGV[3 + 2 * i]), ARGV[4 + 2 * i]
+  local r = load(KEYS[i])
+  local live = r and now < r.we
+  if how == 'c' then
+    redis.call('DEL', KEYS[i])
+  elseif how == 'r' then
+    if live then
+      r.p = math.max(in_flight(r) - 1, 0)
+      save(KEYS[i], r)
+    end
+  else
+    if live then
+      r.p = math.max(in_flight(r) - 1, 0)
+    else
+      r = open(r, max)
+    end
+    r.f = r.f + 1
+    save(KEYS[i], r)
+  end
+end
+return 1
+";
+
 /// The compiled scripts (each knows its SHA-1; `EVALSHA` first, `SCRIPT LOAD` when the
 /// server has forgotten it, e.g. after a restart).
 pub(crate) struct Scripts {
@@ -324,6 +420,8 @@ pub(crate) struct Scripts {
     pub(crate) deny_jti: Script,
     pub(crate) issued_before: Script,
     pub(crate) throttle_hit: Script,
+    pub(crate) attempt_reserve: Script,
+    pub(crate) attempt_settle: Script,
 }
 
 impl Scripts {
@@ -351,6 +449,8 @@ impl Scripts {
             deny_jti: script(DENY_JTI),
             issued_before: script(ISSUED_BEFORE),
             throttle_hit: script(THROTTLE_HIT),
+            attempt_reserve: script(&format!("{ATTEMPT_PRELUDE}{ATTEMPT_RESERVE}")),
+            attempt_settle: script(&format!("{ATTEMPT_PRELUDE}{ATTEMPT_SETTLE}")),
         }
     }
 }

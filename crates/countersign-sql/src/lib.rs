@@ -47,6 +47,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use countersign::attempts::{AttemptLimit, AttemptWindow, Reservation, Settlement};
 use countersign::clock::UnixTime;
 use countersign::password::PasswordHash;
 use countersign::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
@@ -234,6 +235,9 @@ impl UserStore for SqlStore {
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         dispatch!(self.delete_user(id))
     }
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+        dispatch!(self.set_disabled(id, disabled))
+    }
     async fn ping(&self) -> StoreResult<()> {
         dispatch!(self.ping())
     }
@@ -357,5 +361,21 @@ impl ThrottleStore for SqlStore {
     }
     async fn clear(&self, key: &str) -> StoreResult<()> {
         dispatch!(self.clear(key))
+    }
+    async fn reserve_attempt(
+        &self,
+        limits: &[AttemptLimit<'_>],
+        window: AttemptWindow,
+        now: UnixTime,
+    ) -> StoreResult<Reservation> {
+        dispatch!(self.reserve_attempt(limits, window, now))
+    }
+    async fn settle_attempt(
+        &self,
+        settlements: &[(AttemptLimit<'_>, Settlement)],
+        window: AttemptWindow,
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        dispatch!(self.settle_attempt(settlements, window, now))
     }
 }

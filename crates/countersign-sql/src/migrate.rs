@@ -24,17 +24,31 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 /// fails when the lists and the directories disagree.
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-const SQLITE: Embedded = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+const SQLITE: Embedded = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "login attempts disabled users",
+        include_str!("../migrations/sqlite/0002_login_attempts_disabled_users.sql"),
+    ),
+];
 
-const POSTGRES: Embedded = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const POSTGRES: Embedded = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "login attempts disabled users",
+        include_str!("../migrations/postgres/0002_login_attempts_disabled_users.sql"),
+    ),
+];
 
 /// Which set of migrations.
 #[derive(Clone, Copy, Debug)]

@@ -24,12 +24,13 @@ where
     row.try_get(i).map_err(store_err)
 }
 
-/// `id, username, role, password_hash, created_at`.
+/// `id, username, role, password_hash, created_at, disabled`.
 pub(crate) fn user<R>(row: &R) -> StoreResult<User>
 where
     R: Row,
     usize: ColumnIndex<R>,
     i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    bool: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     for<'r> &'r str: Decode<'r, R::Database> + Type<R::Database>,
 {
     Ok(User {
@@ -38,6 +39,7 @@ where
         role: stored_role(get(row, 2)?)?,
         password_hash: PasswordHash::from_phc(get::<R, &str>(row, 3)?),
         created_at: UnixTime(get(row, 4)?),
+        disabled: get(row, 5)?,
     })
 }
 

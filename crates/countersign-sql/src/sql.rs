@@ -9,11 +9,11 @@
 pub(crate) const INSERT_USER: &str = "INSERT INTO users (username, role, password_hash, created_at) \
      VALUES ($1, $2, $3, $4) RETURNING id";
 pub(crate) const USER_BY_NAME: &str =
-    "SELECT id, username, role, password_hash, created_at FROM users WHERE username = $1";
+    "SELECT id, username, role, password_hash, created_at, disabled FROM users WHERE username = $1";
 pub(crate) const USER_BY_ID: &str =
-    "SELECT id, username, role, password_hash, created_at FROM users WHERE id = $1";
+    "SELECT id, username, role, password_hash, created_at, disabled FROM users WHERE id = $1";
 pub(crate) const LIST_USERS: &str =
-    "SELECT id, username, role, password_hash, created_at FROM users ORDER BY id";
+    "SELECT id, username, role, password_hash, created_at, disabled FROM users ORDER BY id";
 pub(crate) const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
 /// The rehash at login: only if the hash is still the one verified.
 pub(crate) const REPLACE_PASSWORD_HASH: &str =
@@ -23,6 +23,7 @@ pub(crate) const PG_ADVANCE_USER_IDS: &str = "SELECT setval(pg_get_serial_sequen
      FROM (SELECT max(id) AS m FROM users) t WHERE m IS NOT NULL";
 pub(crate) const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE id = $1";
 pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+pub(crate) const SET_DISABLED: &str = "UPDATE users SET disabled = $2 WHERE id = $1";
 pub(crate) const PING: &str = "SELECT 1";
 
 // Sessions. `expires_at` is min(idle_deadline, absolute_deadline), written with them.
@@ -101,6 +102,27 @@ pub(crate) const PEEK: &str =
 pub(crate) const CLEAR: &str = "DELETE FROM throttle WHERE key = $1";
 pub(crate) const SWEEP_THROTTLE: &str = "DELETE FROM throttle WHERE key IN \
      (SELECT key FROM throttle WHERE window_end <= $1 LIMIT $2)";
+
+// Login attempts (`countersign::attempts`). A reservation or settlement runs in one write
+// transaction: for each key, in key order, the upsert creates an empty row or, on an
+// existing one, makes a no-op update, which on PostgreSQL takes the row's lock until the
+// transaction ends (SQLite's `BEGIN IMMEDIATE` holds the database's); the engine's rules
+// then decide, and the row is written back. An empty row (`expires_at = 0`) reads as none.
+
+pub(crate) const ATTEMPT_LOCK: &str = "INSERT INTO login_attempts \
+     (key, failures, pending, pending_until, window_end, strikes, expires_at) \
+     VALUES ($1, 0, 0, 0, 0, 0, 0) \
+     ON CONFLICT (key) DO UPDATE SET failures = login_attempts.failures \
+     RETURNING failures, pending, pending_until, window_end, strikes, expires_at";
+pub(crate) const ATTEMPT_WRITE: &str = "UPDATE login_attempts SET failures = $2, pending = $3, \
+     pending_until = $4, window_end = $5, strikes = $6, expires_at = $7 WHERE key = $1";
+pub(crate) const ATTEMPT_DELETE: &str = "DELETE FROM login_attempts WHERE key = $1";
+pub(crate) const SWEEP_ATTEMPTS: &str = "DELETE FROM login_attempts WHERE key IN \
+     (SELECT key FROM login_attempts WHERE expires_at <= $1 LIMIT $2)";
+/// PostgreSQL: rows a reservation holds are left for the next sweep, so the sweep never
+/// waits on (or deadlocks with) a login.
+pub(crate) const PG_SWEEP_ATTEMPTS: &str = "DELETE FROM login_attempts WHERE key IN \
+     (SELECT key FROM login_attempts WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 /// Rows deleted per statement by a sweep: small enough that a write waiting behind it waits
 /// milliseconds, not seconds.

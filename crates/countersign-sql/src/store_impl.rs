@@ -11,6 +11,9 @@ macro_rules! impl_stores {
     ($store:ident) => {
         mod store_impl {
             use async_trait::async_trait;
+            use countersign::attempts::{
+                self, AttemptCounter, AttemptLimit, AttemptWindow, Reservation, Settlement,
+            };
             use countersign::clock::UnixTime;
             use countersign::password::PasswordHash;
             use countersign::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
@@ -42,6 +45,12 @@ macro_rules! impl_stores {
                     report.families = self.sweep_families(now).await?;
                     report.denied_jtis = self.delete_batches(sql::SWEEP_DENYLIST, now).await?;
                     report.throttle_keys = self.delete_batches(sql::SWEEP_THROTTLE, now).await?;
+                    let attempts = if <Db as sqlx::Database>::NAME == "PostgreSQL" {
+                        sql::PG_SWEEP_ATTEMPTS
+                    } else {
+                        sql::SWEEP_ATTEMPTS
+                    };
+                    report.throttle_keys += self.delete_batches(attempts, now).await?;
                     Ok(report)
                 }
             }
@@ -69,6 +78,93 @@ macro_rules! impl_stores {
                         }
                         tokio::task::yield_now().await;
                     }
+                }
+
+                /// Lock `key`'s login-attempt row (making an empty one if there is
+                /// none) and read it: `None` for an empty row.
+                async fn attempt_lock(
+                    tx: &mut Tx,
+                    key: &str,
+                ) -> StoreResult<Option<AttemptCounter>> {
+                    let row = sqlx::query(sql::ATTEMPT_LOCK)
+                        .bind(key)
+                        .fetch_one(&mut **tx)
+                        .await
+                        .map_err(store_err)?;
+                    let strikes: i64 = rows::get(&row, 4)?;
+                    let counter = AttemptCounter {
+                        failures: rows::count(rows::get(&row, 0)?)?,
+                        pending: rows::count(rows::get(&row, 1)?)?,
+                        pending_until: UnixTime(rows::get(&row, 2)?),
+                        window_end: UnixTime(rows::get(&row, 3)?),
+                        strikes: u32::try_from(strikes).unwrap_or(u32::MAX),
+                        expires_at: UnixTime(rows::get(&row, 5)?),
+                    };
+                    Ok((counter.expires_at.secs() > 0).then_some(counter))
+                }
+
+                /// Store `key`'s login-attempt row, or delete it (`None`).
+                async fn attempt_write(
+                    tx: &mut Tx,
+                    key: &str,
+                    counter: Option<AttemptCounter>,
+                ) -> StoreResult<()> {
+                    let query = match counter {
+                        None => sqlx::query(sql::ATTEMPT_DELETE).bind(key),
+                        Some(c) => sqlx::query(sql::ATTEMPT_WRITE)
+                            .bind(key)
+                            .bind(i64::try_from(c.failures).unwrap_or(i64::MAX))
+                            .bind(i64::try_from(c.pending).unwrap_or(i64::MAX))
+                            .bind(c.pending_until.secs())
+                            .bind(c.window_end.secs())
+                            .bind(i64::from(c.strikes))
+                            .bind(c.expires_at.secs()),
+                    };
+                    query.execute(&mut **tx).await.map_err(store_err)?;
+                    Ok(())
+                }
+
+                /// The body of [`ThrottleStore::reserve_attempt`], inside a write
+                /// transaction. Rows are locked in key order, so two reservations never
+                /// wait on each other in a cycle.
+                async fn reserve_in(
+                    tx: &mut Tx,
+                    limits: &[AttemptLimit<'_>],
+                    window: AttemptWindow,
+                    now: UnixTime,
+                ) -> StoreResult<(Reservation, bool)> {
+                    let mut order: Vec<usize> = (0..limits.len()).collect();
+                    order.sort_by_key(|&i| limits[i].key);
+                    let mut records = vec![None; limits.len()];
+                    for &i in &order {
+                        records[i] = Self::attempt_lock(tx, limits[i].key).await?;
+                    }
+                    let (answer, updated) = attempts::reserve(&records, limits, window, now);
+                    let Some(updated) = updated else {
+                        return Ok((answer, false));
+                    };
+                    for &i in &order {
+                        Self::attempt_write(tx, limits[i].key, Some(updated[i])).await?;
+                    }
+                    Ok((answer, true))
+                }
+
+                /// The body of [`ThrottleStore::settle_attempt`], inside a write
+                /// transaction, in key order like [`Self::reserve_in`].
+                async fn settle_in(
+                    tx: &mut Tx,
+                    settlements: &[(AttemptLimit<'_>, Settlement)],
+                    window: AttemptWindow,
+                    now: UnixTime,
+                ) -> StoreResult<((), bool)> {
+                    let mut order: Vec<_> = settlements.iter().collect();
+                    order.sort_by_key(|(limit, _)| limit.key);
+                    for (limit, how) in order {
+                        let record = Self::attempt_lock(tx, limit.key).await?;
+                        let settled = attempts::settle(record, limit.max, *how, window, now);
+                        Self::attempt_write(tx, limit.key, settled).await?;
+                    }
+                    Ok(((), true))
                 }
 
                 /// Commit when `result` says so, roll back otherwise (and on error).
@@ -280,6 +376,7 @@ macro_rules! impl_stores {
                         role: user.role,
                         password_hash: user.password_hash,
                         created_at: user.created_at,
+                        disabled: false,
                     })
                 }
 
@@ -364,6 +461,17 @@ macro_rules! impl_stores {
                 async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
                     Ok(sqlx::query(sql::DELETE_USER)
                         .bind(id.0)
+                        .execute(self.writer())
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected()
+                        > 0)
+                }
+
+                async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+                    Ok(sqlx::query(sql::SET_DISABLED)
+                        .bind(id.0)
+                        .bind(disabled)
                         .execute(self.writer())
                         .await
                         .map_err(store_err)?
@@ -670,6 +778,28 @@ macro_rules! impl_stores {
                         .await
                         .map_err(store_err)?;
                     Ok(())
+                }
+
+                async fn reserve_attempt(
+                    &self,
+                    limits: &[AttemptLimit<'_>],
+                    window: AttemptWindow,
+                    now: UnixTime,
+                ) -> StoreResult<Reservation> {
+                    let mut tx = self.begin_write().await.map_err(store_err)?;
+                    let result = Self::reserve_in(&mut tx, limits, window, now).await;
+                    Self::finish(tx, result).await
+                }
+
+                async fn settle_attempt(
+                    &self,
+                    settlements: &[(AttemptLimit<'_>, Settlement)],
+                    window: AttemptWindow,
+                    now: UnixTime,
+                ) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(store_err)?;
+                    let result = Self::settle_in(&mut tx, settlements, window, now).await;
+                    Self::finish(tx, result).await
                 }
             }
         }

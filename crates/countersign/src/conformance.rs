@@ -9,6 +9,7 @@
 //! [`ephemeral_store_tests!`]: crate::ephemeral_store_tests
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+use crate::attempts::{AttemptLimit, AttemptWindow, Reservation, Settlement};
 use crate::clock::UnixTime;
 use crate::password::PasswordHash;
 use crate::refresh::{RefreshFamily, RefreshHash, RefreshPolicy, RotateOutcome};
@@ -646,6 +647,138 @@ pub async fn throttle<S: ThrottleStore>(s: &S) {
     assert_eq!(s.peek(&key, T0).await.unwrap().0, 4);
 }
 
+/// Login attempts: one atomic reservation under several limits, settled afterwards;
+/// places held by attempts in flight; windows that grow after a lockout; a cleared
+/// account; and no more admissions than places when reservations race.
+pub async fn throttle_attempts<S: ThrottleStore>(s: &S) {
+    use Reservation::{Admitted, Full, Refused};
+    use Settlement::{Cleared, Failed, Released};
+    let w = AttemptWindow {
+        secs: 60,
+        max_secs: 200,
+        lease_secs: 10,
+    };
+    // Leaked: a few short strings per test run, so the limits can be `'static`.
+    let key =
+        |kind: &str| -> &'static str { format!("{kind}:{}", crate::random::token_id()).leak() };
+    let (acct, addr, other) = (key("acct"), key("addr"), key("acct"));
+    let a = AttemptLimit { key: acct, max: 2 };
+    let b = AttemptLimit { key: addr, max: 3 };
+    let c = AttemptLimit { key: other, max: 2 };
+    let reserve = |limits: &[AttemptLimit<'static>], now| {
+        let limits = limits.to_vec();
+        async move { s.reserve_attempt(&limits, w, now).await.unwrap() }
+    };
+    let settle = |pairs: &[(AttemptLimit<'static>, Settlement)], now| {
+        let pairs = pairs.to_vec();
+        async move { s.settle_attempt(&pairs, w, now).await.unwrap() }
+    };
+
+    // Two places on `a`; both in flight, a third waits.
+    assert_eq!(reserve(&[a, b], T0).await, Admitted);
+    assert_eq!(reserve(&[a, b], T0).await, Admitted);
+    assert_eq!(reserve(&[a, b], T0).await, Full);
+    // One fails, one gives its place back: one place left.
+    settle(&[(a, Failed), (b, Failed)], T0).await;
+    settle(&[(a, Released), (b, Released)], T0).await;
+    assert_eq!(reserve(&[a, b], T0.add_secs(1)).await, Admitted);
+    settle(&[(a, Failed), (b, Failed)], T0.add_secs(1)).await;
+    // `a` is at its limit until its window ends, and nothing was counted by the refusal.
+    let until_a = Refused {
+        until: T0.add_secs(60),
+    };
+    assert_eq!(reserve(&[a, b], T0.add_secs(2)).await, until_a);
+    assert_eq!(reserve(&[b, a], T0.add_secs(59)).await, until_a);
+    // The address has one place left: another account takes it, then it refuses too.
+    assert_eq!(reserve(&[c, b], T0.add_secs(2)).await, Admitted);
+    settle(&[(c, Failed), (b, Failed)], T0.add_secs(2)).await;
+    assert_eq!(
+        reserve(&[c, b], T0.add_secs(3)).await,
+        Refused {
+            until: T0.add_secs(60)
+        }
+    );
+
+    // The window ended at its limit: the next one is twice as long.
+    let t1 = T0.add_secs(60);
+    assert_eq!(reserve(&[a], t1).await, Admitted);
+    settle(&[(a, Failed)], t1).await;
+    assert_eq!(reserve(&[a], t1).await, Admitted);
+    settle(&[(a, Failed)], t1).await;
+    assert_eq!(
+        reserve(&[a], t1.add_secs(119)).await,
+        Refused {
+            until: t1.add_secs(120)
+        }
+    );
+    // A success clears it: back to one base-length window.
+    settle(&[(a, Cleared)], t1.add_secs(5)).await;
+    let t2 = t1.add_secs(6);
+    for _ in 0..2 {
+        assert_eq!(reserve(&[a], t2).await, Admitted);
+        settle(&[(a, Failed)], t2).await;
+    }
+    assert_eq!(
+        reserve(&[a], t2).await,
+        Refused {
+            until: t2.add_secs(60)
+        }
+    );
+
+    // Never settled (its instance died): the places free themselves when the lease ends.
+    let d = AttemptLimit {
+        key: key("acct"),
+        max: 2,
+    };
+    assert_eq!(reserve(&[d], T0).await, Admitted);
+    assert_eq!(reserve(&[d], T0).await, Admitted);
+    assert_eq!(reserve(&[d], T0.add_secs(9)).await, Full);
+    assert_eq!(reserve(&[d], T0.add_secs(10)).await, Admitted);
+
+    // Racing reservations: exactly as many admitted as there are places.
+    let e = AttemptLimit {
+        key: key("acct"),
+        max: 3,
+    };
+    let f = AttemptLimit {
+        key: key("addr"),
+        max: 100,
+    };
+    let r = || reserve(&[e, f], T0);
+    let all = tokio::join!(r(), r(), r(), r(), r(), r(), r(), r());
+    let all = [all.0, all.1, all.2, all.3, all.4, all.5, all.6, all.7];
+    assert_eq!(all.iter().filter(|r| **r == Admitted).count(), 3, "{all:?}");
+    assert_eq!(all.iter().filter(|r| **r == Full).count(), 5, "{all:?}");
+}
+
+/// Users: disable and enable an account; an unknown id is `false`.
+pub async fn users_disable<S: UserStore>(s: &S) {
+    let created = s
+        .create_user(NewUser {
+            username: random_name("d"),
+            role: Role::user(),
+            password_hash: hash("a"),
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    assert!(!created.disabled);
+    assert!(s.set_disabled(created.id, true).await.unwrap());
+    let disabled = s.user_by_id(created.id).await.unwrap().unwrap();
+    assert!(disabled.disabled);
+    assert_eq!(
+        s.user_by_name(created.username.as_str())
+            .await
+            .unwrap()
+            .unwrap(),
+        disabled
+    );
+    assert!(s.list_users().await.unwrap().contains(&disabled));
+    assert!(s.set_disabled(created.id, false).await.unwrap());
+    assert_eq!(s.user_by_id(created.id).await.unwrap().unwrap(), created);
+    assert!(!s.set_disabled(random_user_id(), true).await.unwrap());
+}
+
 /// One `#[tokio::test]` per user-store check, for a store made by `$make` (an expression
 /// of a future that yields the store).
 #[macro_export]
@@ -655,6 +788,7 @@ macro_rules! user_store_tests {
         $crate::__conformance_case!($make, users_concurrent_create);
         $crate::__conformance_case!($make, users_replace_password_hash);
         $crate::__conformance_case!($make, users_import);
+        $crate::__conformance_case!($make, users_disable);
     };
 }
 
@@ -675,6 +809,7 @@ macro_rules! ephemeral_store_tests {
         $crate::__conformance_case!($make, refresh_revocation);
         $crate::__conformance_case!($make, revocation);
         $crate::__conformance_case!($make, throttle);
+        $crate::__conformance_case!($make, throttle_attempts);
     };
 }
 

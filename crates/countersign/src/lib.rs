@@ -88,6 +88,7 @@
 //! one, never the reverse (the example above builds with them as dev-dependencies only).
 #![warn(missing_docs)]
 
+pub mod attempts;
 pub mod auth;
 mod b64;
 pub mod clock;

@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use crate::attempts::{self, AttemptCounter, AttemptLimit, AttemptWindow, Reservation, Settlement};
 use crate::clock::UnixTime;
 use crate::password::PasswordHash;
 use crate::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
@@ -29,6 +30,7 @@ struct Inner {
     denied: HashMap<String, UnixTime>,
     issued_before: HashMap<UserId, UnixTime>,
     counters: HashMap<String, (u64, UnixTime)>,
+    attempts: HashMap<String, AttemptCounter>,
 }
 
 /// The in-memory store.
@@ -138,6 +140,7 @@ impl UserImport for MemoryImport<'_> {
                 role: row.user.role,
                 password_hash: row.user.password_hash,
                 created_at: row.user.created_at,
+                disabled: false,
             };
             g.by_name.insert(u.username.as_str().to_owned(), id);
             g.users.insert(id, u);
@@ -161,6 +164,7 @@ impl UserStore for MemoryStore {
             role: user.role,
             password_hash: user.password_hash,
             created_at: user.created_at,
+            disabled: false,
         };
         g.by_name.insert(u.username.as_str().to_owned(), id);
         g.users.insert(id, u.clone());
@@ -234,6 +238,16 @@ impl UserStore for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+        Ok(match self.lock().users.get_mut(&id) {
+            Some(u) => {
+                u.disabled = disabled;
+                true
+            }
+            None => false,
+        })
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -521,6 +535,41 @@ impl ThrottleStore for MemoryStore {
 
     async fn clear(&self, key: &str) -> StoreResult<()> {
         self.lock().counters.remove(key);
+        Ok(())
+    }
+
+    async fn reserve_attempt(
+        &self,
+        limits: &[AttemptLimit<'_>],
+        window: AttemptWindow,
+        now: UnixTime,
+    ) -> StoreResult<Reservation> {
+        let mut g = self.lock();
+        let records: Vec<_> = limits
+            .iter()
+            .map(|l| g.attempts.get(l.key).copied())
+            .collect();
+        let (answer, updated) = attempts::reserve(&records, limits, window, now);
+        for (limit, record) in limits.iter().zip(updated.into_iter().flatten()) {
+            g.attempts.insert(limit.key.to_owned(), record);
+        }
+        Ok(answer)
+    }
+
+    async fn settle_attempt(
+        &self,
+        settlements: &[(AttemptLimit<'_>, Settlement)],
+        window: AttemptWindow,
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        let mut g = self.lock();
+        for (limit, how) in settlements {
+            let record = g.attempts.get(limit.key).copied();
+            match attempts::settle(record, limit.max, *how, window, now) {
+                Some(r) => g.attempts.insert(limit.key.to_owned(), r),
+                None => g.attempts.remove(limit.key),
+            };
+        }
         Ok(())
     }
 }

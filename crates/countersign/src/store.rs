@@ -10,6 +10,7 @@ use std::error::Error as StdError;
 
 use async_trait::async_trait;
 
+use crate::attempts::{AttemptLimit, AttemptWindow, Reservation, Settlement};
 use crate::clock::UnixTime;
 use crate::password::PasswordHash;
 use crate::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
@@ -59,6 +60,8 @@ pub trait UserStore: Send + Sync + 'static {
     async fn set_role(&self, id: UserId, role: &Role) -> StoreResult<bool>;
     /// Remove a user. False when there is no such user.
     async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+    /// Disable or enable an account. False when there is no such user.
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool>;
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
     /// Replace a password hash only if it is still `old`, in one atomic step (the rehash
@@ -205,8 +208,27 @@ pub trait ThrottleStore: Send + Sync + 'static {
     -> StoreResult<(u64, UnixTime)>;
     /// The current count and window end, without counting (zero when none).
     async fn peek(&self, key: &str, now: UnixTime) -> StoreResult<(u64, UnixTime)>;
-    /// Forget a key (a successful login clears its account counter).
+    /// Forget a key.
     async fn clear(&self, key: &str) -> StoreResult<()>;
+    /// Reserve one login attempt under every limit at once, in one atomic step: check
+    /// each key's counter and, only if every one admits it, count the attempt as in
+    /// flight on all of them ([`crate::attempts::reserve`] says what "admits" means).
+    /// Two calls never both take the last place, whichever processes make them. These
+    /// counters are apart from those of [`hit`](Self::hit).
+    async fn reserve_attempt(
+        &self,
+        limits: &[AttemptLimit<'_>],
+        window: AttemptWindow,
+        now: UnixTime,
+    ) -> StoreResult<Reservation>;
+    /// Settle an attempt [`reserve_attempt`](Self::reserve_attempt) admitted: each key as
+    /// told, atomically per key ([`crate::attempts::settle`]).
+    async fn settle_attempt(
+        &self,
+        settlements: &[(AttemptLimit<'_>, Settlement)],
+        window: AttemptWindow,
+        now: UnixTime,
+    ) -> StoreResult<()>;
 }
 
 /// Everything the session store holds (sessions, refresh families, revocations,

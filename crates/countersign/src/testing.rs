@@ -31,6 +31,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
+use crate::attempts::{AttemptLimit, AttemptWindow, Reservation, Settlement};
 use crate::clock::UnixTime;
 use crate::password::PasswordHash;
 use crate::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
@@ -201,6 +202,7 @@ faulty! {
         fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> bool;
         fn set_role(&self, id: UserId, role: &Role) -> bool;
         fn delete_user(&self, id: UserId) -> bool;
+        fn set_disabled(&self, id: UserId, disabled: bool) -> bool;
         fn ping(&self) -> ();
         fn replace_password_hash(
             &self,
@@ -250,6 +252,18 @@ faulty! {
         fn hit(&self, key: &str, window_secs: i64, now: UnixTime) -> (u64, UnixTime);
         fn peek(&self, key: &str, now: UnixTime) -> (u64, UnixTime);
         fn clear(&self, key: &str) -> ();
+        fn reserve_attempt(
+            &self,
+            limits: &[AttemptLimit<'_>],
+            window: AttemptWindow,
+            now: UnixTime
+        ) -> Reservation;
+        fn settle_attempt(
+            &self,
+            settlements: &[(AttemptLimit<'_>, Settlement)],
+            window: AttemptWindow,
+            now: UnixTime
+        ) -> ();
     }
 }
 

@@ -133,6 +133,9 @@ pub struct User {
     pub password_hash: PasswordHash,
     /// When the account was made.
     pub created_at: UnixTime,
+    /// A disabled account cannot log in or refresh (`countersign user disable`); its
+    /// sessions and tokens were ended when it was disabled.
+    pub disabled: bool,
 }
 
 /// A user to create.

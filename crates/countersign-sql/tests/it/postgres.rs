@@ -142,7 +142,7 @@ async fn concurrent_migrators_on_a_new_database() {
     while let Some(done) = tasks.join_next().await {
         stores.push(done.unwrap().unwrap());
     }
-    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 1);
+    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 2);
     countersign::conformance::users_crud(&stores[2]).await;
     for store in stores {
         store.close().await;
@@ -166,7 +166,7 @@ async fn concurrent_migrators_on_a_new_schema() {
     )
     .await;
     let stores: Vec<SqlStore> = results.into_iter().map(Result::unwrap).collect();
-    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 1);
+    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 2);
     countersign::conformance::sessions_crud(&stores[1]).await;
 }
 

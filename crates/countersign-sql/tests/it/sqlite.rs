@@ -161,7 +161,7 @@ async fn concurrent_migrators_on_a_new_file() {
     while let Some(done) = tasks.join_next().await {
         stores.push(done.unwrap().unwrap());
     }
-    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 1);
+    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 2);
     countersign::conformance::users_crud(&stores[3]).await;
 }
 

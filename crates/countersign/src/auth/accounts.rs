@@ -1,14 +1,21 @@
 //! Passwords and accounts: login, registration, account changes.
 
+use std::time::Duration;
+
 use super::{AccountError, Auth, LoginError};
+use crate::attempts::{AttemptLimit, Reservation, Settlement};
 use crate::b64;
 use crate::clock::UnixTime;
 use crate::password::{Password, PasswordError};
 use crate::store::StoreError;
 use crate::user::{NewUser, Role, User, UserId, Username};
 
-/// How many locks serialize login attempts (by account, striped).
-pub(super) const LOGIN_STRIPES: usize = 64;
+/// How long a login waits, in all, for a place held by attempts in flight on its account
+/// or address before it is answered as throttled.
+const FULL_WAIT: Duration = Duration::from_secs(5);
+
+/// The pause between two reservations while every place is in flight.
+const FULL_PAUSE: Duration = Duration::from_millis(20);
 
 /// A throttle counter's key: the kind and a hash of the value, so a submitted username of
 /// any length or content makes a short, fixed-shape key in every store.
@@ -27,6 +34,14 @@ impl Auth {
     /// Unknown users cost one dummy verify, so the answer and its timing are the same as
     /// for a wrong password.
     ///
+    /// The attempt is reserved in the store, under both limits at once, before anything
+    /// is read or hashed ([`crate::attempts`]): one atomic step per attempt, the same on
+    /// every instance sharing the store, so no more guesses are evaluated per window than
+    /// the limit. Past it, even the right password is refused until the window ends. While
+    /// every remaining place is taken by attempts in flight, this waits (up to 5 s) for
+    /// them to settle. Unknown names are counted like known ones; a success clears the
+    /// account's counter and does not count against the address.
+    ///
     /// # Errors
     /// [`LoginError`].
     pub async fn login(
@@ -35,26 +50,73 @@ impl Auth {
         password: Password,
         address: &str,
     ) -> Result<User, LoginError> {
-        let now = self.now();
         let policy = self.config.throttle;
+        let window = policy.attempt_window();
         let account_key = throttle_key("acct", username);
         let address_key = throttle_key("addr", address);
-        // Attempts on one account run one at a time (per instance): check, verify, count.
-        // Otherwise a burst of parallel guesses would all pass a count of zero and the
-        // hashing queue, not the policy, would bound them. Correct logins just queue.
-        let _turn = self.login_turn(&account_key).lock().await;
-        let (acct, acct_end) = self.store.peek(&account_key, now).await?;
-        let (addr, addr_end) = self.store.peek(&address_key, now).await?;
-        if acct >= policy.per_account || addr >= policy.per_address {
-            let end = if acct >= policy.per_account {
-                acct_end
-            } else {
-                addr_end
-            };
-            return Err(LoginError::Throttled {
-                retry_after: (end.secs() - now.secs()).max(1),
-            });
+        let account = AttemptLimit {
+            key: &account_key,
+            max: policy.per_account,
+        };
+        let address = AttemptLimit {
+            key: &address_key,
+            max: policy.per_address,
+        };
+        let limits = [account, address];
+        let waiting_since = std::time::Instant::now();
+        loop {
+            let now = self.now();
+            match self.store.reserve_attempt(&limits, window, now).await? {
+                Reservation::Admitted => break,
+                Reservation::Refused { until } => {
+                    return Err(LoginError::Throttled {
+                        retry_after: (until.secs() - now.secs()).max(1),
+                    });
+                }
+                Reservation::Full if waiting_since.elapsed() >= FULL_WAIT => {
+                    return Err(LoginError::Throttled { retry_after: 1 });
+                }
+                // Not `_`: a kind added to the store's answers later must be decided here.
+                Reservation::Full => tokio::time::sleep(FULL_PAUSE).await,
+            }
         }
+        let outcome = self.check_password(username, password).await;
+        let (on_account, on_address) = match &outcome {
+            Ok(Some(_)) => (Settlement::Cleared, Settlement::Released),
+            Ok(None) => (Settlement::Failed, Settlement::Failed),
+            // Nothing was evaluated (the pool is full, a store failed): give the places
+            // back. If this fails too, the places free themselves when the lease ends.
+            Err(_) => (Settlement::Released, Settlement::Released),
+        };
+        let settled = self
+            .store
+            .settle_attempt(
+                &[(account, on_account), (address, on_address)],
+                window,
+                self.now(),
+            )
+            .await;
+        match outcome {
+            Ok(Some(user)) => {
+                settled?;
+                Ok(user)
+            }
+            Ok(None) => {
+                settled?;
+                Err(LoginError::Invalid)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The verification behind [`Auth::login`], once the attempt is admitted: the user if
+    /// the password matches, `None` for a wrong password or an unknown name. A matching
+    /// password hashed with outdated parameters is rehashed.
+    async fn check_password(
+        &self,
+        username: &str,
+        password: Password,
+    ) -> Result<Option<User>, LoginError> {
         let user = match Username::parse(username) {
             Ok(name) => self.users.user_by_name(name.as_str()).await?,
             Err(_) => None,
@@ -63,11 +125,12 @@ impl Auth {
         let verdict = match self.pool.verify(password.clone(), hash).await {
             Ok(v) => v,
             Err(PasswordError::Busy) => return Err(LoginError::Busy),
-            Err(_) => return Err(LoginError::Invalid),
+            Err(_) => return Ok(None),
         };
         match user {
-            Some(user) if verdict.matches => {
-                self.store.clear(&account_key).await?;
+            // A disabled account's right password is answered like a wrong one (and counted
+            // like one): nothing tells a guesser that it was right.
+            Some(user) if verdict.matches && !user.disabled => {
                 if verdict.needs_rehash
                     && let Ok(hash) = self.pool.hash(password).await
                 {
@@ -77,17 +140,9 @@ impl Auth {
                         .replace_password_hash(user.id, &user.password_hash, &hash)
                         .await?;
                 }
-                Ok(user)
+                Ok(Some(user))
             }
-            _ => {
-                self.store
-                    .hit(&account_key, policy.window_secs, now)
-                    .await?;
-                self.store
-                    .hit(&address_key, policy.window_secs, now)
-                    .await?;
-                Err(LoginError::Invalid)
-            }
+            _ => Ok(None),
         }
     }
 
@@ -206,6 +261,33 @@ impl Auth {
         Ok(())
     }
 
+    /// Disable an account: it can no longer log in (its right password is answered like a
+    /// wrong one) or refresh, and every session and token it holds ends, on every instance
+    /// sharing the stores (see the module docs on propagation). Disabling a disabled
+    /// account ends its sessions again and is otherwise a no-op.
+    ///
+    /// # Errors
+    /// [`AccountError::NoSuchUser`], or a store failure.
+    pub async fn disable_user(&self, user: UserId) -> Result<(), AccountError> {
+        if !self.users.set_disabled(user, true).await? {
+            return Err(AccountError::NoSuchUser);
+        }
+        self.logout_everywhere(user).await?;
+        Ok(())
+    }
+
+    /// Enable a disabled account again: it can log in with its password. Nothing it held
+    /// before it was disabled comes back.
+    ///
+    /// # Errors
+    /// [`AccountError::NoSuchUser`], or a store failure.
+    pub async fn enable_user(&self, user: UserId) -> Result<(), AccountError> {
+        if !self.users.set_disabled(user, false).await? {
+            return Err(AccountError::NoSuchUser);
+        }
+        Ok(())
+    }
+
     /// End every session, refresh family and access token of a user. Returns how many
     /// sessions ended.
     ///
@@ -231,6 +313,7 @@ impl Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::RefreshError;
     use crate::auth::testkit::*;
 
     #[tokio::test]
@@ -329,6 +412,114 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_locked_window_makes_the_next_one_longer_and_a_success_resets() {
+        let f = fixture();
+        alice(&f).await;
+        let wrong = || {
+            f.auth
+                .login("alice", Password::new("wrong pass"), "10.5.5.5")
+        };
+        let retry_after = |e: Result<User, LoginError>| match e {
+            Err(LoginError::Throttled { retry_after }) => retry_after,
+            other => panic!("expected throttling, got {other:?}"),
+        };
+        for window in [15 * 60, 30 * 60, 60 * 60] {
+            for _ in 0..5 {
+                assert!(matches!(wrong().await, Err(LoginError::Invalid)));
+            }
+            assert_eq!(retry_after(wrong().await), window);
+            // The right password too, from anywhere: no oracle.
+            let right = f.auth.login("alice", Password::new(PW), "10.6.6.6").await;
+            assert_eq!(retry_after(right), window);
+            f.clock.advance(window);
+        }
+        // A success clears the account's counter and its back-off.
+        assert!(
+            f.auth
+                .login("alice", Password::new(PW), "10.5.5.5")
+                .await
+                .is_ok()
+        );
+        for _ in 0..5 {
+            assert!(matches!(wrong().await, Err(LoginError::Invalid)));
+        }
+        assert_eq!(retry_after(wrong().await), 15 * 60);
+    }
+
+    #[tokio::test]
+    async fn a_success_resets_the_account_and_spares_the_address() {
+        let mut f = fixture();
+        let mut config = f.auth.config.clone();
+        config.throttle.per_address = 6;
+        f.auth = Auth::new(
+            KeyRing::single(f.key.clone()),
+            config,
+            f.store.clone(),
+            f.store.clone(),
+            f.auth.pool.clone(),
+            Arc::new(f.clock.clone()),
+        );
+        alice(&f).await;
+        let attempt = |pw: &'static str| f.auth.login("alice", Password::new(pw), "10.7.7.7");
+        for _ in 0..4 {
+            assert!(matches!(
+                attempt("wrong pass").await,
+                Err(LoginError::Invalid)
+            ));
+        }
+        for _ in 0..10 {
+            assert!(attempt(PW).await.is_ok());
+        }
+        // The account starts over (4 more failures would not lock it); the address has
+        // counted 4 failures and no success, so 2 more reach its limit of 6.
+        for _ in 0..2 {
+            assert!(matches!(
+                attempt("wrong pass").await,
+                Err(LoginError::Invalid)
+            ));
+        }
+        assert!(matches!(
+            attempt(PW).await,
+            Err(LoginError::Throttled { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn unknown_names_are_counted_like_known_ones() {
+        let f = fixture();
+        for _ in 0..5 {
+            let e = f.auth.login("nobody", Password::new(PW), "10.8.8.8").await;
+            assert!(matches!(e, Err(LoginError::Invalid)), "{e:?}");
+        }
+        let e = f.auth.login("nobody", Password::new(PW), "10.8.8.9").await;
+        assert!(matches!(e, Err(LoginError::Throttled { .. })), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn nothing_evaluated_gives_the_place_back() {
+        let (auth, store) = failing_fixture();
+        auth.create_user("alice", Password::new(PW), Role::user())
+            .await
+            .unwrap();
+        store.fail("user_by_name");
+        for _ in 0..10 {
+            let e = auth.login("alice", Password::new(PW), "10.9.0.1").await;
+            assert!(matches!(e, Err(LoginError::Store(_))), "{e:?}");
+        }
+        store.recover();
+        assert!(
+            auth.login("alice", Password::new(PW), "10.9.0.1")
+                .await
+                .is_ok()
+        );
+        // A reservation that fails is a 503, never a login without the count.
+        store.fail("reserve_attempt");
+        let e = auth.login("alice", Password::new(PW), "10.9.0.1").await;
+        assert!(matches!(e, Err(LoginError::Store(_))), "{e:?}");
+        assert_eq!(store.calls("user_by_name"), 11);
+    }
+
+    #[tokio::test]
     async fn throttles_per_address_across_accounts() {
         let f = fixture();
         for i in 0..50 {
@@ -399,6 +590,48 @@ mod tests {
                 .create_user("x", Password::new("short"), Role::user())
                 .await,
             Err(AccountError::Password(PasswordError::TooShort))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_cannot_log_in_or_refresh_until_enabled() {
+        let f = fixture();
+        let a = alice(&f).await;
+        let pair = f.auth.issue_tokens(&a).await.unwrap();
+        let (cookie, _) = f.auth.start_session(&a, "", "").await.unwrap();
+        f.auth.disable_user(a.id).await.unwrap();
+        assert!(f.auth.session(&cookie).await.is_err());
+        assert!(matches!(
+            f.auth.verify_bearer(&pair.access_token).await,
+            Err(BearerError::Revoked)
+        ));
+        assert!(f.auth.refresh(&pair.refresh_token).await.is_err());
+        let e = f.auth.login("alice", Password::new(PW), "10.10.0.1").await;
+        assert!(matches!(e, Err(LoginError::Invalid)), "{e:?}");
+
+        // A family made before the flag was read (e.g. by a login in flight) is refused
+        // at refresh too.
+        let stale = f.auth.issue_tokens(&a).await.unwrap();
+        assert!(matches!(
+            f.auth.refresh(&stale.refresh_token).await,
+            Err(RefreshError::Invalid)
+        ));
+
+        f.auth.enable_user(a.id).await.unwrap();
+        assert!(
+            f.auth
+                .login("alice", Password::new(PW), "10.10.0.1")
+                .await
+                .is_ok()
+        );
+        assert!(f.auth.session(&cookie).await.is_err(), "nothing comes back");
+        assert!(matches!(
+            f.auth.disable_user(UserId(9_999)).await,
+            Err(AccountError::NoSuchUser)
+        ));
+        assert!(matches!(
+            f.auth.enable_user(UserId(9_999)).await,
+            Err(AccountError::NoSuchUser)
         ));
     }
 

@@ -6,8 +6,14 @@ use crate::jwt::{Issuance, Validation};
 use crate::refresh::RefreshPolicy;
 use crate::session::SessionPolicy;
 
-/// Throttling, in fixed windows: failed logins per account name and per client address,
-/// and registration attempts per client address.
+/// Throttling, in windows that start with the first attempt: failed logins per account
+/// name and per client address, and registration attempts per client address.
+///
+/// Logins are reserved in the store before any hashing ([`crate::attempts`]): at most
+/// `per_account` guesses per window are ever evaluated for one name, whatever the
+/// concurrency and however many instances share the store. A window that reached its
+/// limit makes the next one twice as long, up to `max_window_secs`; a successful login
+/// clears the account's counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottlePolicy {
     /// Failures per account name per window before 429 (default 5).
@@ -17,8 +23,27 @@ pub struct ThrottlePolicy {
     /// Registration attempts per client address per window, successful or not, before
     /// 429 (default 10). See [`Auth::register`](super::Auth::register).
     pub registrations_per_address: u64,
-    /// Window length, seconds (default 15 min). No lockout outlasts it.
+    /// Window length, seconds (default 15 min): the first window of failed logins, and
+    /// every window of registrations.
     pub window_secs: i64,
+    /// The longest window of failed logins the back-off reaches, seconds (default 24 h).
+    /// No lockout outlasts it. Set it to `window_secs` for fixed windows.
+    pub max_window_secs: i64,
+}
+
+/// How long a login attempt in flight holds its place if its instance never settles it
+/// (it died mid-login), seconds: far longer than any login takes.
+pub const ATTEMPT_LEASE_SECS: i64 = 30;
+
+impl ThrottlePolicy {
+    /// The login windows, as the store takes them.
+    pub fn attempt_window(&self) -> crate::attempts::AttemptWindow {
+        crate::attempts::AttemptWindow {
+            secs: self.window_secs,
+            max_secs: self.max_window_secs.max(self.window_secs),
+            lease_secs: ATTEMPT_LEASE_SECS,
+        }
+    }
 }
 
 /// The default of [`ThrottlePolicy::registrations_per_address`].
@@ -31,6 +56,7 @@ impl Default for ThrottlePolicy {
             per_address: 50,
             registrations_per_address: DEFAULT_REGISTRATIONS_PER_ADDRESS,
             window_secs: 15 * 60,
+            max_window_secs: 24 * 60 * 60,
         }
     }
 }

@@ -23,7 +23,9 @@ mod testkit;
 mod tokens;
 
 pub use builder::{AuthBuilder, BuildError, DEFAULT_HASHING_QUEUE};
-pub use config::{AuthConfig, DEFAULT_REGISTRATIONS_PER_ADDRESS, ThrottlePolicy};
+pub use config::{
+    ATTEMPT_LEASE_SECS, AuthConfig, DEFAULT_REGISTRATIONS_PER_ADDRESS, ThrottlePolicy,
+};
 pub use csrf::PRE_SESSION_CSRF_TTL_SECS;
 pub use error::{AccountError, BearerError, LoginError, RefreshError, SessionError};
 pub use principal::{Method, Principal, TokenPair};
@@ -43,7 +45,6 @@ use crate::setup::SetupToken;
 use crate::store::{EphemeralStore, StoreError, UserStore};
 use crate::user::UserId;
 
-use accounts::LOGIN_STRIPES;
 use cache::TtlCache;
 
 /// What is derived from a key ring; swapped as a whole on reload.
@@ -79,8 +80,6 @@ pub struct Auth {
     sessions: TtlCache<SessionKey, Option<Arc<SessionRecord>>>,
     issued_before: TtlCache<UserId, Option<UnixTime>>,
     denied: TtlCache<String, bool>,
-    /// Striped locks serializing login attempts per account (see [`Auth::login`]).
-    login_turns: Vec<tokio::sync::Mutex<()>>,
     /// The setup link, once [`Auth::open_setup`] issued one.
     setup: OnceLock<SetupToken>,
 }
@@ -115,21 +114,9 @@ impl Auth {
             sessions: TtlCache::new(ttl, 100_000),
             issued_before: TtlCache::new(ttl, 100_000),
             denied: TtlCache::new(ttl, 100_000),
-            login_turns: (0..LOGIN_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
             setup: OnceLock::new(),
             config,
         }
-    }
-
-    /// The lock that serializes login attempts on an account (striped: two accounts may
-    /// share one, which only makes their logins take turns).
-    fn login_turn(&self, account_key: &str) -> &tokio::sync::Mutex<()> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        account_key.hash(&mut h);
-        &self.login_turns[(h.finish() % LOGIN_STRIPES as u64) as usize]
     }
 
     /// Replace the key ring (SIGHUP). Requests in flight finish with the ring they began

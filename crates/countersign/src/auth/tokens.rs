@@ -64,8 +64,8 @@ impl Auth {
     }
 
     /// Exchange a refresh token for a new pair, retiring it. A retired token presented
-    /// again revokes its family; a token whose user is gone is refused and its family
-    /// revoked.
+    /// again revokes its family; a token whose user is gone or disabled is refused and its
+    /// family revoked.
     ///
     /// Every store read happens before the rotation commits: once the presented token is
     /// retired, the client holds nothing else, so a failure after that point would turn its
@@ -86,8 +86,9 @@ impl Auth {
         // revokes the family of a retired one), and nothing more is read.
         let ready = match self.store.peek_family(&candidates, now).await? {
             Some(family) => {
-                let Some(user) = self.users.user_by_id(family.user_id).await? else {
-                    // The user is gone: nobody may use this family again.
+                let user = self.users.user_by_id(family.user_id).await?;
+                let Some(user) = user.filter(|u| !u.disabled) else {
+                    // The user is gone or disabled: nobody may use this family again.
                     self.store.revoke_family(&family.id).await?;
                     return Err(RefreshError::Invalid);
                 };

@@ -206,6 +206,8 @@ impl FlaskBridge {
             Named::Name(name) => auth.users().user_by_name(name.as_str()).await?,
             Named::Id(id) => auth.users().user_by_id(id).await?,
         }
+        // A disabled account gets no session from a Flask cookie either.
+        .filter(|user| !user.disabled)
         .ok_or(ExchangeError::UnknownUser)?;
         if logged_out_since(auth, user.id, session.signed_at).await? {
             return Err(ExchangeError::LoggedOut);
