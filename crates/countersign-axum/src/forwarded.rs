@@ -106,7 +106,11 @@ fn canonical(addr: IpAddr) -> IpAddr {
 /// [`TrustedProxies`]; from any other peer they are ignored entirely, never half-trusted.
 ///
 /// The rules, for a request whose peer is trusted:
-/// - `Forwarded` wins when present; otherwise the `X-Forwarded-*` headers are read.
+/// - One family of headers is read, never a mix: the `X-Forwarded-*` headers when any of
+///   them is present, else `Forwarded`. nginx, Caddy and Traefik set `X-Forwarded-For`
+///   and pass a client's own `Forwarded` header through untouched, so preferring the
+///   `X-Forwarded-*` family keeps a client from speaking for itself behind them. A proxy
+///   that sets only `Forwarded` must remove the `X-Forwarded-*` headers clients send.
 /// - The client address: the `for=` list (every `Forwarded` / `X-Forwarded-For` header,
 ///   in order) is walked from right to left. Each entry was added by the hop to its right;
 ///   the walk goes on while the address just found is itself a trusted proxy, and stops at
@@ -152,10 +156,13 @@ impl Origin {
         if let Some(peer) = client
             && trusted.contains(peer)
         {
-            let forwarded = if headers.contains_key(header::FORWARDED) {
-                from_forwarded(headers)
-            } else {
+            let x_forwarded = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
+                .iter()
+                .any(|name| headers.contains_key(*name));
+            let forwarded = if x_forwarded {
                 from_x_forwarded(headers)
+            } else {
+                from_forwarded(headers)
             };
             client = Some(walk(peer, &forwarded.chain, trusted));
             if let Some(proto) = forwarded.proto {
@@ -509,14 +516,29 @@ mod tests {
                     "forwarded",
                     r#"for=198.51.100.66, for="[2001:db8:cafe::17]:4711";proto=https;host=app.test"#,
                 ),
-                // Ignored: Forwarded wins.
-                ("x-forwarded-for", "192.0.2.1"),
             ],
         );
         assert_eq!(o.client, Some("2001:db8:cafe::17".parse().unwrap()));
         assert_eq!(o.scheme, "https");
         assert_eq!(o.host.as_deref(), Some("app.test"));
         assert_eq!(o.own_origin().as_deref(), Some("https://app.test"));
+    }
+
+    #[test]
+    fn x_forwarded_family_wins_over_a_passed_through_forwarded() {
+        // nginx with `$proxy_add_x_forwarded_for` passes the client's own Forwarded on.
+        let o = resolve(
+            "127.0.0.1",
+            "127.0.0.1/32",
+            &[
+                ("host", "app.test"),
+                ("forwarded", "for=198.51.100.66;proto=https;host=evil.test"),
+                ("x-forwarded-for", "203.0.113.7"),
+            ],
+        );
+        assert_eq!(o.client, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(o.scheme, "http", "no mixing: proto comes from the same family");
+        assert_eq!(o.host.as_deref(), Some("app.test"));
     }
 
     #[test]
