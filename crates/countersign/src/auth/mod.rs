@@ -10,6 +10,7 @@
 //! trade-off is written up in `docs/decisions.md`.
 
 mod accounts;
+mod assertion;
 mod builder;
 mod cache;
 mod config;
