@@ -1,54 +1,4 @@
-//! Cross-site request forgery defence.
-//!
-//! Two independent checks guard every state-changing request that a browser could send
-//! with ambient credentials (a session cookie, or the pre-session cookie of a login form):
-//!
-//! 1. **Where the request came from**, decided by the browser's most reliable signal.
-//!    `Sec-Fetch-Site` is set by every current browser and cannot be set by a page, so
-//!    when it is present it decides; `Origin` is compared only when it is absent (older
-//!    browsers, and non-browser clients, which carry no ambient credentials anyway).
-//! 2. **A synchronizer token** the attacker cannot read: the `X-CSRF-Token` header or, in
-//!    an `application/x-www-form-urlencoded` body, the `csrf_token` field. With a live
-//!    session it must be the session's token ([`csrf_token_for`](crate::csrf_token_for));
-//!    without one (login and registration forms, against login CSRF) it must match the
-//!    signed pre-session cookie set by [`issue_pre_session_csrf`]. The token is required
-//!    in every row of the table below: passing the origin check is never enough.
-//!
-//! The origin check, row by row (each row has a unit test):
-//!
-//! | `Sec-Fetch-Site` | `Origin` | verdict |
-//! |---|---|---|
-//! | `same-origin` | anything, `null` included | pass |
-//! | `none` (the user typed the address or used a bookmark) | anything | pass |
-//! | `same-site` | one of [`AuthState::allowed_origins`] | pass |
-//! | `same-site` | absent, `null` or any other origin | refuse |
-//! | `cross-site` | anything | refuse |
-//! | any other value, or several `Sec-Fetch-Site` headers | anything | refuse |
-//! | absent | absent | pass (no browser sent it) |
-//! | absent | `null` | refuse (sandboxed frames, `data:` pages) |
-//! | absent | the request's own origin, or one of [`AuthState::allowed_origins`] | pass |
-//! | absent | any other origin, several `Origin` headers, not text | refuse |
-//!
-//! Why `Origin: null` passes with `Sec-Fetch-Site: same-origin`: under
-//! `Referrer-Policy: no-referrer` the Fetch standard has the browser send `Origin: null`
-//! on every form post, same-origin ones included, and `no-referrer` is a policy security
-//! guides recommend. A page of another origin cannot make the browser say `same-origin`.
-//!
-//! The request's own origin is the scheme and host the request arrived on: the `Host`
-//! header and the connection's scheme (`http`, unless the request URI carries one), or
-//! what a trusted proxy reports in `Forwarded` / `X-Forwarded-Proto` / `-Host` (see
-//! [`Origin`](crate::Origin) and [`AuthState::trusted_proxies`]). It does not depend on
-//! the cookie settings: a server with `Secure` cookies reached at `http://127.0.0.1:8080`
-//! is at that origin, and a browser there says so.
-//!
-//! Safe methods (`GET`, `HEAD`, `OPTIONS`) and requests with `Authorization: Bearer` are
-//! exempt: a browser never attaches a bearer token on its own, and a cross-site page
-//! cannot add one without a CORS preflight.
-//!
-//! A refusal is answered as the client can read it: a short HTML page for a browser (its
-//! `Accept` names `text/html`), the JSON [`AuthRejection`] otherwise; an application can
-//! render its own page instead with [`CsrfLayer::on_rejection`] (re-showing a login form
-//! with a fresh token, say).
+//! Cross-site request forgery defence: [`CsrfLayer`] (its docs hold the decision table).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -83,6 +33,56 @@ pub const FORM_LIMIT: usize = 64 * 1024;
 
 /// The layer that refuses cross-site state changes: put it around the routes a browser
 /// uses, with [`axum::Router::layer`].
+///
+/// Two independent checks guard every state-changing request that a browser could send
+/// with ambient credentials (a session cookie, or the pre-session cookie of a login form):
+///
+/// 1. **Where the request came from**, decided by the browser's most reliable signal.
+///    `Sec-Fetch-Site` is set by every current browser and cannot be set by a page, so
+///    when it is present it decides; `Origin` is compared only when it is absent (older
+///    browsers, and non-browser clients, which carry no ambient credentials anyway).
+/// 2. **A synchronizer token** the attacker cannot read: the `X-CSRF-Token` header or, in
+///    an `application/x-www-form-urlencoded` body, the `csrf_token` field. With a live
+///    session it must be the session's token ([`csrf_token_for`](crate::csrf_token_for));
+///    without one (login and registration forms, against login CSRF) it must match the
+///    signed pre-session cookie set by [`issue_pre_session_csrf`]. The token is required
+///    in every row of the table below: passing the origin check is never enough.
+///
+/// The origin check, row by row (each row has a unit test):
+///
+/// | `Sec-Fetch-Site` | `Origin` | verdict |
+/// |---|---|---|
+/// | `same-origin` | anything, `null` included | pass |
+/// | `none` (the user typed the address or used a bookmark) | anything | pass |
+/// | `same-site` | one of [`AuthState::allowed_origins`] | pass |
+/// | `same-site` | absent, `null` or any other origin | refuse |
+/// | `cross-site` | anything | refuse |
+/// | any other value, or several `Sec-Fetch-Site` headers | anything | refuse |
+/// | absent | absent | pass (no browser sent it) |
+/// | absent | `null` | refuse (sandboxed frames, `data:` pages) |
+/// | absent | the request's own origin, or one of [`AuthState::allowed_origins`] | pass |
+/// | absent | any other origin, several `Origin` headers, not text | refuse |
+///
+/// Why `Origin: null` passes with `Sec-Fetch-Site: same-origin`: under
+/// `Referrer-Policy: no-referrer` the Fetch standard has the browser send `Origin: null`
+/// on every form post, same-origin ones included, and `no-referrer` is a policy security
+/// guides recommend. A page of another origin cannot make the browser say `same-origin`.
+///
+/// The request's own origin is the scheme and host the request arrived on: the `Host`
+/// header and the connection's scheme (`http`, unless the request URI carries one), or
+/// what a trusted proxy reports in `Forwarded` / `X-Forwarded-Proto` / `-Host` (see
+/// [`Origin`](crate::Origin) and [`AuthState::trusted_proxies`]). It does not depend on
+/// the cookie settings: a server with `Secure` cookies reached at `http://127.0.0.1:8080`
+/// is at that origin, and a browser there says so.
+///
+/// Safe methods (`GET`, `HEAD`, `OPTIONS`) and requests with `Authorization: Bearer` are
+/// exempt: a browser never attaches a bearer token on its own, and a cross-site page
+/// cannot add one without a CORS preflight.
+///
+/// A refusal is answered as the client can read it: a short HTML page for a browser (its
+/// `Accept` names `text/html`), the JSON [`AuthRejection`] otherwise; an application can
+/// render its own page instead with [`CsrfLayer::on_rejection`] (re-showing a login form
+/// with a fresh token, say).
 ///
 /// Failures are [`AuthRejection::CsrfFailed`] (403); a store outage while looking up the
 /// session is [`AuthRejection::Unavailable`] (503); a form body over [`FORM_LIMIT`] is
@@ -523,7 +523,7 @@ async fn check(
     }
 }
 
-/// The origin part of the check: the table in the [module docs](self). `Err` carries
+/// The origin part of the check: the table on [`CsrfLayer`]. `Err` carries
 /// the stable code logged at `debug`.
 fn origin_check(state: &AuthState, parts: &Parts) -> Result<(), &'static str> {
     let origin = match single(&parts.headers, header::ORIGIN.as_str()) {
