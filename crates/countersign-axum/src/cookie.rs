@@ -13,6 +13,11 @@ use http::{HeaderMap, HeaderValue, header};
 /// host need two names). The session cookie is called `__Host-<name>` and the pre-session
 /// CSRF cookie `__Host-<name>-csrf` (without the prefix when insecure).
 ///
+/// [`CookieConfig::with_domain`] shares the session cookie with every host below a domain
+/// (single sign-on across subdomains, for forward authentication): it gets `Domain=` and,
+/// since `__Host-` forbids a domain, the `__Secure-` prefix. The CSRF cookie stays
+/// `__Host-`: only this server's own forms use it.
+///
 /// # Examples
 /// ```
 /// use countersign_axum::CookieConfig;
@@ -31,12 +36,22 @@ use http::{HeaderMap, HeaderValue, header};
 /// assert_eq!(mine.session_name(), "__Host-buggy-race");
 /// assert_eq!(mine.csrf_name(), "__Host-buggy-race-csrf");
 /// assert!(CookieConfig::secure().with_name("a; Domain=evil").is_err());
+///
+/// let sso = CookieConfig::secure().with_domain("Example.Test").unwrap();
+/// assert_eq!(sso.session_name(), "__Secure-countersign");
+/// assert_eq!(sso.csrf_name(), "__Host-countersign-csrf");
+/// assert_eq!(
+///     sso.session_cookie("v", 60).to_str().unwrap(),
+///     "__Secure-countersign=v; Domain=example.test; Path=/; Max-Age=60; HttpOnly; Secure; SameSite=Lax",
+/// );
+/// assert!(CookieConfig::secure().with_domain("evil; Path=/x").is_err());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CookieConfig {
     secure: bool,
     session_name: Box<str>,
     csrf_name: Box<str>,
+    domain: Option<Box<str>>,
 }
 
 /// The cookies' base name unless [`CookieConfig::with_name`] gives another.
@@ -54,6 +69,12 @@ pub const MAX_COOKIE_NAME: usize = 64;
     "{0:?} cannot name a cookie: use 1 to 64 letters, digits, `-`, `_` or `.`, without a `__Host-` or `__Secure-` prefix"
 )]
 pub struct BadCookieName(pub String);
+
+/// A cookie domain [`CookieConfig::with_domain`] refuses: not a host name (letters,
+/// digits, `-`, `_` in dot-separated labels), or an IP address.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} cannot be a cookie domain: use a host name such as example.test")]
+pub struct BadCookieDomain(pub String);
 
 impl Default for CookieConfig {
     fn default() -> Self {
@@ -86,10 +107,45 @@ impl CookieConfig {
             && !lower.starts_with("__host-")
             && !lower.starts_with("__secure-");
         if ok {
-            Ok(Self::named(self.secure, name))
+            Ok(Self::named(self.secure, name).domain(self.domain))
         } else {
             Err(BadCookieName(name.to_owned()))
         }
+    }
+
+    /// The same cookies, the session cookie shared with every host below `domain`
+    /// (`Domain=domain`, and `__Secure-` in place of `__Host-` when secure). A leading dot
+    /// is dropped, as browsers do.
+    ///
+    /// # Errors
+    /// [`BadCookieDomain`] when `domain` is not a host name.
+    pub fn with_domain(self, domain: &str) -> Result<Self, BadCookieDomain> {
+        let lower = domain.trim().trim_start_matches('.').to_ascii_lowercase();
+        let ok = !lower.is_empty()
+            && lower.len() <= 253
+            && lower.parse::<std::net::IpAddr>().is_err()
+            && lower.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            });
+        if !ok {
+            return Err(BadCookieDomain(domain.to_owned()));
+        }
+        Ok(self.domain(Some(lower.into())))
+    }
+
+    /// The session cookie's name for `domain`: `__Secure-` instead of `__Host-`.
+    fn domain(mut self, domain: Option<Box<str>>) -> Self {
+        if domain.is_some()
+            && let Some(base) = self.session_name.strip_prefix("__Host-")
+        {
+            self.session_name = format!("__Secure-{base}").into();
+        }
+        self.domain = domain;
+        self
     }
 
     fn named(secure: bool, name: &str) -> Self {
@@ -98,7 +154,13 @@ impl CookieConfig {
             secure,
             session_name: format!("{prefix}{name}").into(),
             csrf_name: format!("{prefix}{name}-csrf").into(),
+            domain: None,
         }
+    }
+
+    /// The session cookie's `Domain`, when it is shared across subdomains.
+    pub fn cookie_domain(&self) -> Option<&str> {
+        self.domain.as_deref()
     }
 
     /// Whether the cookies are `Secure` with the `__Host-` prefix.
@@ -128,25 +190,31 @@ impl CookieConfig {
     /// ([`Auth::start_session`](countersign::auth::Auth::start_session)); characters a
     /// cookie value may not hold are dropped, and a negative `max_age_secs` counts as 0.
     pub fn session_cookie(&self, value: &str, max_age_secs: i64) -> HeaderValue {
-        set_cookie(self, self.session_name(), value, Some(max_age_secs.max(0)))
+        set_cookie(
+            self,
+            self.session_name(),
+            value,
+            Some(max_age_secs.max(0)),
+            self.cookie_domain(),
+        )
     }
 
     /// `Set-Cookie` that deletes the session cookie (empty value, `Max-Age=0`).
     pub fn clear_session_cookie(&self) -> HeaderValue {
-        set_cookie(self, self.session_name(), "", Some(0))
+        set_cookie(self, self.session_name(), "", Some(0), self.cookie_domain())
     }
 
     /// `Set-Cookie` for the pre-session CSRF cookie (the signed value from
     /// [`Auth::pre_session_csrf`](countersign::auth::Auth::pre_session_csrf)): a browser
     /// session cookie (no `Max-Age`), `HttpOnly`, since the form carries its own copy.
     pub fn csrf_cookie(&self, value: &str) -> HeaderValue {
-        set_cookie(self, self.csrf_name(), value, None)
+        set_cookie(self, self.csrf_name(), value, None, None)
     }
 
     /// `Set-Cookie` that deletes the pre-session CSRF cookie (once signed in, the
     /// session's own token takes over).
     pub fn clear_csrf_cookie(&self) -> HeaderValue {
-        set_cookie(self, self.csrf_name(), "", Some(0))
+        set_cookie(self, self.csrf_name(), "", Some(0), None)
     }
 }
 
@@ -160,7 +228,13 @@ fn is_cookie_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
 }
 
-fn set_cookie(config: &CookieConfig, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+fn set_cookie(
+    config: &CookieConfig,
+    name: &str,
+    value: &str,
+    max_age: Option<i64>,
+    domain: Option<&str>,
+) -> HeaderValue {
     let mut out = String::with_capacity(name.len() + value.len() + 72);
     out.push_str(name);
     out.push('=');
@@ -170,6 +244,10 @@ fn set_cookie(config: &CookieConfig, name: &str, value: &str, max_age: Option<i6
             .filter(|&b| is_cookie_octet(b))
             .map(char::from),
     );
+    if let Some(domain) = domain {
+        out.push_str("; Domain=");
+        out.push_str(domain);
+    }
     out.push_str("; Path=/");
     if let Some(secs) = max_age {
         out.push_str("; Max-Age=");
@@ -180,7 +258,8 @@ fn set_cookie(config: &CookieConfig, name: &str, value: &str, max_age: Option<i6
         out.push_str("; Secure");
     }
     out.push_str("; SameSite=Lax");
-    // Invariant: names are tokens (checked by `with_name`) and the value was filtered to
+    // Invariant: names are tokens (checked by `with_name`), a domain is a host name
+    // (checked by `with_domain`) and the value was filtered to
     // cookie-octets, so every byte is visible ASCII or a space, which a header value accepts.
     let mut value = HeaderValue::try_from(out).expect("cookie octets are valid header bytes");
     // A session id or CSRF token: `Debug` of the value (and of anything holding it, such

@@ -126,7 +126,7 @@ mod rejection;
 mod sign;
 
 pub use crate::cookie::{
-    BadCookieName, CookieConfig, DEFAULT_COOKIE_NAME, MAX_COOKIE_NAME, read_cookie,
+    BadCookieDomain, BadCookieName, CookieConfig, DEFAULT_COOKIE_NAME, MAX_COOKIE_NAME, read_cookie,
 };
 pub use crate::csrf::{
     CSRF_FIELD, CSRF_HEADER, CsrfFuture, CsrfGuard, CsrfLayer, FORM_LIMIT, RejectionPage,
