@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use countersign::jwt::{MAX_NUMERIC_DATE, REGISTERED};
+use countersign::jwt::{Algorithm, MAX_NUMERIC_DATE, REGISTERED};
 use countersign::keys::MIN_KEY_BYTES;
 use serde_json::Value;
 
@@ -26,7 +26,8 @@ use serde_json::Value;
     about = "countersign: an authentication server and its admin tools",
     after_help = "Keys come from the environment, never from arguments: SECRET_KEY (or \
                   SECRET_KEY_FILE, a path) and SECRET_KEY_FALLBACKS (comma-separated older \
-                  keys, verify only; or SECRET_KEY_FALLBACKS_FILE, a path). The files are \
+                  keys, verify only; or SECRET_KEY_FALLBACKS_FILE, a path); asymmetric \
+                  signing keys from SIGNING_KEY_FILE or SIGNING_KEY_DIR. The files are \
                   read again on SIGHUP.\nExit status: 0 success, 1 a negative answer (e.g. an \
                   invalid token), 2 a usage or configuration error."
 )]
@@ -39,9 +40,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print a new secret key: random bytes from the OS CSPRNG, base64url without padding.
+    /// Print a new secret key: random bytes from the OS CSPRNG, base64url without padding;
+    /// or, with `--alg EdDSA|ES256 --out FILE`, write a signing key and print its kid.
     Keygen(KeygenArgs),
-    /// Inspect the configured secret keys.
+    /// Inspect the configured keys; rotate and prune the signing keys of a key directory.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Issue, verify and decode JWTs with the configured keys.
@@ -303,6 +305,13 @@ pub enum KeysCommand {
     /// Check SECRET_KEY (or SECRET_KEY_FILE) and SECRET_KEY_FALLBACKS: kid, length and
     /// verdict of each key; status 2 if any is weak or missing. Never prints key material.
     Check(KeysCheckArgs),
+    /// Create a key directory (SIGNING_KEY_DIR) with its first signing key.
+    Init(KeysInitArgs),
+    /// Staged rotation of a key directory's signing key: `--stage` a next key (published,
+    /// signs nothing), then `--promote` it once the JWK Set max-age has passed.
+    Rotate(KeysRotateArgs),
+    /// Drop retired signing keys whose tokens have all expired (or one by `--kid`).
+    Prune(KeysPruneArgs),
 }
 
 /// `countersign token …`
@@ -327,14 +336,145 @@ pub struct KeyArgs {
     /// SECRET_KEY and SECRET_KEY_FILE.
     #[arg(long, value_name = "PATH")]
     pub secret_key_file: Option<PathBuf>,
+    /// The asymmetric signing keys.
+    #[command(flatten)]
+    pub signing: SigningArgs,
+}
+
+/// Where the asymmetric signing keys come from ([`crate::signing`]); each flag overrides
+/// its environment variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct SigningArgs {
+    /// Sign access tokens with this EdDSA or ES256 key (PKCS#8 PEM, from `countersign
+    /// keygen --alg`) and publish it at /.well-known/jwks.json [env: SIGNING_KEY_FILE]
+    #[arg(long, value_name = "PATH")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Sign with the current key of this key directory (`countersign keys init`), publish
+    /// its current, staged and retired keys [env: SIGNING_KEY_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub signing_key_dir: Option<PathBuf>,
+    /// Whether HS256 tokens signed with SECRET_KEY still verify (while moving to a signing
+    /// key) [env: COUNTERSIGN_HS256_TOKENS] [default: accept]
+    #[arg(long, value_enum, value_name = "accept|refuse")]
+    pub hs256_tokens: Option<Hs256Tokens>,
+    /// The `aud` claim of tokens signed with the signing key, required in every EdDSA or
+    /// ES256 token verified [env: COUNTERSIGN_TOKEN_AUDIENCE] [default: none]
+    #[arg(long, value_name = "AUD")]
+    pub token_audience: Option<String>,
+}
+
+/// Whether HS256 tokens still verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Hs256Tokens {
+    /// They verify (the default).
+    Accept,
+    /// They are refused: only the signing keys verify.
+    Refuse,
+}
+
+/// A signing algorithm, as `keygen --alg` and `keys init --alg` take it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeygenAlg {
+    /// A shared secret for HS256 (`SECRET_KEY`), printed.
+    #[default]
+    #[value(name = "HS256")]
+    Hs256,
+    /// An Ed25519 signing key (EdDSA, RFC 8037).
+    #[value(name = "EdDSA")]
+    EdDsa,
+    /// A P-256 signing key (ES256).
+    #[value(name = "ES256")]
+    Es256,
+}
+
+impl KeygenAlg {
+    /// The JOSE algorithm.
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            Self::Hs256 => Algorithm::HS256,
+            Self::EdDsa => Algorithm::EdDSA,
+            Self::Es256 => Algorithm::ES256,
+        }
+    }
 }
 
 /// `countersign keygen`
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
-    /// How many random bytes (at least 32, RFC 7518 §3.2; at most 1024).
+    /// How many random bytes (at least 32, RFC 7518 §3.2; at most 1024). HS256 only.
     #[arg(long, value_name = "N", default_value = "32", value_parser = parse_key_bytes)]
     pub bytes: usize,
+    /// HS256 prints a shared secret; EdDSA and ES256 write a private key to `--out`.
+    #[arg(long, value_enum, default_value = "HS256")]
+    pub alg: KeygenAlg,
+    /// Where to write the EdDSA or ES256 key (PKCS#8 PEM, mode 0600; never overwritten).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `countersign keys init`
+#[derive(Debug, Args)]
+pub struct KeysInitArgs {
+    /// The key directory's location.
+    #[command(flatten)]
+    pub dir: KeyDirArgs,
+    /// The first key's algorithm.
+    #[arg(long, value_enum, default_value = "EdDSA")]
+    pub alg: KeygenAlg,
+    /// How long verifiers may cache the JWK Set (`Cache-Control: max-age`); also the least
+    /// time between staging a key and promoting it.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_seconds)]
+    pub jwks_max_age: Seconds,
+}
+
+/// The key directory a `keys` subcommand works on.
+#[derive(Debug, Clone, Args)]
+pub struct KeyDirArgs {
+    /// The key directory [env: SIGNING_KEY_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub signing_key_dir: Option<PathBuf>,
+}
+
+/// `countersign keys rotate`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("step").required(true).args(["stage", "promote"])))]
+pub struct KeysRotateArgs {
+    /// The key directory's location.
+    #[command(flatten)]
+    pub dir: KeyDirArgs,
+    /// Add a next key: published in the JWK Set after the next reload, signing nothing.
+    #[arg(long)]
+    pub stage: bool,
+    /// Make the staged key current; the old one is retired (published until `--keep` has
+    /// passed, its private key deleted).
+    #[arg(long)]
+    pub promote: bool,
+    /// `--stage`: the new key's algorithm [default: the current key's].
+    #[arg(long, value_enum, requires = "stage")]
+    pub alg: Option<KeygenAlg>,
+    /// `--promote`: how long the retired key stays published: at least the access-token
+    /// lifetime plus the time to reload every instance.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_seconds, requires = "promote")]
+    pub keep: Seconds,
+    /// `--promote` before the JWK Set max-age has passed since staging (verifiers holding
+    /// a cached set refuse the new key's tokens until they fetch it again).
+    #[arg(long, requires = "promote")]
+    pub force: bool,
+}
+
+/// `countersign keys prune`
+#[derive(Debug, Args)]
+pub struct KeysPruneArgs {
+    /// The key directory's location.
+    #[command(flatten)]
+    pub dir: KeyDirArgs,
+    /// Drop only this retired key.
+    #[arg(long, value_name = "KID")]
+    pub kid: Option<String>,
+    /// With `--kid`: drop it even though tokens it signed may still be valid (a leaked
+    /// key: they stop verifying at once).
+    #[arg(long, requires = "kid")]
+    pub force: bool,
 }
 
 /// `countersign keys check`
@@ -385,6 +525,10 @@ pub struct TokenVerifyArgs {
     /// The token, or `-` to read it from standard input.
     #[arg(value_name = "JWT", value_parser = parse_token_source)]
     pub token: TokenSource,
+    /// Verify against this JWK Set instead of the configured keys: an `http(s)://` URL
+    /// (a `/.well-known/jwks.json`) or a file. Any issuer's EdDSA or ES256 tokens.
+    #[arg(long, value_name = "URL|FILE")]
+    pub jwks: Option<String>,
     /// Clock-skew allowance for `exp`, `nbf` and `iat`.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_seconds)]
     pub leeway: Seconds,

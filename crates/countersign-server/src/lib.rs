@@ -24,6 +24,7 @@ pub mod display;
 mod flask_settings;
 pub mod server;
 pub mod settings;
+pub mod signing;
 pub mod storage;
 
 use crate::cli::{Cli, Command, KeysCommand, SessionCommand, TokenCommand, UserCommand};
@@ -74,6 +75,9 @@ where
     let code = match cli.command {
         Command::Keygen(args) => commands::keygen::run(&args, ctx)?,
         Command::Keys(KeysCommand::Check(args)) => commands::keys::check(&args, ctx)?,
+        Command::Keys(KeysCommand::Init(args)) => commands::rotate::init(&args, ctx)?,
+        Command::Keys(KeysCommand::Rotate(args)) => commands::rotate::rotate(&args, ctx)?,
+        Command::Keys(KeysCommand::Prune(args)) => commands::rotate::prune(&args, ctx)?,
         Command::Token(TokenCommand::Issue(args)) => commands::token::issue(args, ctx)?,
         Command::Token(TokenCommand::Verify(args)) => commands::token::verify(&args, ctx)?,
         Command::Token(TokenCommand::Decode(args)) => commands::token::decode(&args, ctx)?,

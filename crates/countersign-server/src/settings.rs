@@ -574,6 +574,9 @@ pub struct ServeConfig {
     pub trusted_proxies: countersign_axum::TrustedProxies,
     /// `--secret-key-file`, if given.
     pub secret_key_file: Option<PathBuf>,
+    /// `--signing-key-file`, `--signing-key-dir`, `--hs256-tokens`, if given (over their
+    /// environment variables, read with the keys: [`crate::signing`]).
+    pub signing: crate::cli::SigningArgs,
     /// argon2id cost. Always [`OWASP_PARAMS`] from the command line; tests lower it.
     pub hash_params: HashParams,
     /// Failed-login and registration throttling (`--registration-limit` sets
@@ -606,6 +609,7 @@ impl Default for ServeConfig {
             public_urls: Vec::new(),
             trusted_proxies: countersign_axum::TrustedProxies::none(),
             secret_key_file: None,
+            signing: crate::cli::SigningArgs::default(),
             hash_params: OWASP_PARAMS,
             throttle: ThrottlePolicy::default(),
             max_body_bytes: 64 * 1024,
@@ -949,6 +953,7 @@ impl ServeConfig {
             public_urls,
             trusted_proxies,
             secret_key_file: args.keys.secret_key_file.clone(),
+            signing: args.keys.signing.clone(),
             flask: crate::flask_settings::resolve(
                 args.flask_bridge,
                 env,

@@ -236,12 +236,8 @@ impl PublicKey {
             return Ok(None);
         }
         match jwk.get("key_ops") {
-            None => {}
-            Some(Value::Array(ops)) => {
-                if !ops.iter().any(|op| op == "verify") {
-                    return Ok(None);
-                }
-            }
+            Some(Value::Array(ops)) if !ops.iter().any(|op| op == "verify") => return Ok(None),
+            None | Some(Value::Array(_)) => {}
             Some(_) => return Err(invalid("key_ops must be an array".to_owned())),
         }
         let coordinate = |name: &str| -> Result<[u8; 32], JwkError> {

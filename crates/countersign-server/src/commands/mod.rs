@@ -10,6 +10,7 @@ pub mod import;
 pub mod keygen;
 pub mod keys;
 pub mod migrate;
+pub mod rotate;
 pub mod serve;
 pub mod session;
 pub mod token;

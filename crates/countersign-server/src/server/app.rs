@@ -26,7 +26,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::envelope::EnvelopeLayer;
-use super::{api, ops, pages};
+use super::{api, ops, pages, wellknown};
 use crate::cli::Registration;
 use crate::settings::ServeConfig;
 
@@ -140,7 +140,7 @@ pub fn router(app: App) -> Router {
     }
     // Routes outside the CSRF guard: the token endpoints take credentials in the body and
     // set no cookie; the operations routes change nothing. Every other route is guarded.
-    let unguarded: [(&str, MethodRouter<App>); 7] = [
+    let unguarded: [(&str, MethodRouter<App>); 10] = [
         ("/api/token", post(api::token)),
         ("/api/token/refresh", post(api::refresh)),
         ("/api/token/revoke", post(api::revoke)),
@@ -148,6 +148,15 @@ pub fn router(app: App) -> Router {
         ("/readyz", get(ops::readyz)),
         ("/metrics", get(ops::metrics)),
         ("/openapi.json", get(ops::openapi)),
+        (wellknown::JWKS_PATH, get(wellknown::jwks)),
+        (
+            "/.well-known/openid-configuration",
+            get(wellknown::discovery),
+        ),
+        (
+            "/.well-known/oauth-authorization-server",
+            get(wellknown::discovery),
+        ),
     ];
     let skipped: Vec<&str> = unguarded.iter().map(|(path, _)| *path).collect();
     let open = unguarded

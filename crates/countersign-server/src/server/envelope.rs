@@ -212,11 +212,14 @@ impl Pending {
 
 /// Headers on every response.
 ///
-/// `Cache-Control: no-store` everywhere (auth answers must never sit in a shared cache);
+/// `Cache-Control: no-store` everywhere (auth answers must never sit in a shared cache),
+/// except where a handler set its own: the public key set and discovery documents, which
+/// verifiers are meant to cache;
 /// a content security policy that allows nothing but the pages' own inline style (by
 /// hash) and form posts to this origin; no framing, no sniffing, no referrer to others.
 fn security_headers(h: &mut HeaderMap) {
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -2,7 +2,7 @@
 //!
 //! - [`app`]: the state, the router and its layers;
 //! - [`envelope`]: request ids, access log, request metrics, security headers;
-//! - [`pages`], [`api`], [`ops`]: the handlers;
+//! - [`pages`], [`api`], [`ops`], [`wellknown`] (the JWK Set, discovery): the handlers;
 //! - [`keys`]: the key ring, with the first-run key file;
 //! - [`telemetry`]: logs (through [`batch_writer`]) and the metrics recorder.
 //!
@@ -22,6 +22,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Env;
 use crate::settings::ServeConfig;
+use crate::signing::{self, SigningSource};
 use crate::storage::Stores;
 
 pub mod api;
@@ -34,6 +35,7 @@ mod login;
 pub mod ops;
 pub mod pages;
 pub mod telemetry;
+pub mod wellknown;
 
 pub use app::{App, router};
 
@@ -93,6 +95,18 @@ pub async fn run(
     let terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
 
+    // Read before anything is opened: a bad signing key stops the start here.
+    let signing_config = signing::SigningConfig::resolve(&config.signing, env)?;
+    let signing = signing_config.load()?;
+    if let SigningSource::File(path) = &signing_config.source
+        && signing::is_exposed(path)
+    {
+        tracing::warn!(
+            "the signing key file {} can be read by other users: chmod 600 it",
+            path.display()
+        );
+    }
+
     let stores = Stores::open(&config.storage).await?;
     tracing::info!(
         database = %stores.describe(),
@@ -121,6 +135,22 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let local = listener.local_addr()?;
+    // The issuer (discovery's, and `iss` of signed tokens): the first public URL, else the
+    // address we listen on. Set before the first request can arrive.
+    let issuer = config
+        .public_urls
+        .first()
+        .cloned()
+        .unwrap_or_else(|| format!("http://{}", link_addr(local)));
+    let token_keys = signing.token_keys(Some(issuer.clone()))?;
+    tracing::info!(
+        issuer,
+        signing = %token_keys.signing_algorithm(),
+        published = ?token_keys.public().keys().map(|k| k.kid()).collect::<Vec<_>>(),
+        hs256_tokens = if token_keys.accepts_hs256() { "accept" } else { "refuse" },
+        "token signing keys loaded"
+    );
+    app.engine().set_token_keys(token_keys);
     tracing::info!("listening on http://{local}");
     // While no user exists: the one-time link to make the first admin in a browser. The one
     // place a secret is shown: the operator's own console (the access log never records a
@@ -209,6 +239,24 @@ async fn reload_on_hangup(
             Err(e) => tracing::error!(
                 error = %e,
                 "SIGHUP: the new keys were refused; still using the current ones"
+            ),
+        }
+        let issuer = auth.token_keys().issuer().map(str::to_owned);
+        let reloaded = signing::SigningConfig::resolve(&config.signing, env)
+            .and_then(|s| s.load())
+            .and_then(|loaded| loaded.token_keys(issuer));
+        match reloaded {
+            Ok(token_keys) => {
+                tracing::info!(
+                    signing = %token_keys.signing_algorithm(),
+                    published = ?token_keys.public().keys().map(|k| k.kid()).collect::<Vec<_>>(),
+                    "SIGHUP: token signing keys reloaded"
+                );
+                auth.set_token_keys(token_keys);
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "SIGHUP: the new signing keys were refused; still using the current ones"
             ),
         }
     }

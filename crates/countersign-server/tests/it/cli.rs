@@ -15,6 +15,8 @@ use countersign::keys::SecretKey;
 use countersign_server::{Context, report_error, run};
 use serde_json::Value;
 
+mod signing;
+
 const BIN: &str = env!("CARGO_BIN_EXE_countersign");
 const T0: i64 = 1_700_000_000;
 const KEY_VARS: [&str; 3] = ["SECRET_KEY", "SECRET_KEY_FILE", "SECRET_KEY_FALLBACKS"];

@@ -22,6 +22,7 @@ use reqwest::header::{COOKIE, HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
 mod flask;
+mod jwks;
 mod setup;
 
 const BIN: &str = env!("CARGO_BIN_EXE_countersign");
