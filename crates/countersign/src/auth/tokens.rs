@@ -50,7 +50,7 @@ impl Auth {
         claims.aud = self.config.issuance.audience.iter().cloned().collect();
         self.token_keys
             .load()
-            .encode(&self.keys.load().ring, &mut claims)
+            .encode_access(&self.keys.load().ring, &mut claims)
             .map_err(crate::store::unavailable)
     }
 

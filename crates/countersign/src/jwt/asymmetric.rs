@@ -352,7 +352,8 @@ impl TokenKeys {
     }
 
     /// Sign `claims` with the signer, or HS256 with the ring's current key when there is
-    /// none. With a signer, `iss` is set to the issuer when one is configured.
+    /// none. With a signer, `iss` is set to the issuer when one is configured; every other
+    /// claim is the caller's (an identity assertion for another party keeps its own `aud`).
     ///
     /// # Errors
     /// [`SignError`] when ES256 cannot get randomness from the OS.
@@ -363,12 +364,23 @@ impl TokenKeys {
                 if let Some(issuer) = &self.issuer {
                     claims.iss = Some(issuer.clone());
                 }
-                if let Some(audience) = &self.audience {
-                    claims.aud = vec![audience.clone()];
-                }
                 encode_signed(signer, claims)
             }
         }
+    }
+
+    /// Sign an access token: as [`TokenKeys::encode`], and with a signer and a configured
+    /// audience, `aud` set to it (the audience EdDSA and ES256 tokens must carry here).
+    ///
+    /// # Errors
+    /// [`SignError`] when ES256 cannot get randomness from the OS.
+    pub fn encode_access(&self, ring: &KeyRing, claims: &mut Claims) -> Result<String, SignError> {
+        if self.signer.is_some()
+            && let Some(audience) = &self.audience
+        {
+            claims.aud = vec![audience.clone()];
+        }
+        self.encode(ring, claims)
     }
 
     /// Verify `token`: HS256 against `ring` when accepted, EdDSA and ES256 against the

@@ -393,6 +393,38 @@ fn token_keys_sign_asymmetrically_and_accept_hs256_while_allowed() {
     assert!(TokenKeys::new(None, PublicKeys::default(), false, None).is_err());
 }
 
+/// With an audience configured, access tokens carry it and signed tokens must; a token
+/// signed for another party keeps its own `aud`, so it is never an access token here.
+#[test]
+fn the_audience_is_for_access_tokens_only() {
+    let ring = TestKey::generate().ring();
+    let (key, _) = generate(Algorithm::ES256);
+    let public = keys_of(&[&key]);
+    let keys = TokenKeys::new(Some(Signer::new(key)), public, true, None)
+        .unwrap()
+        .with_audience(Some("api".into()));
+    let v = Validation::default();
+    let at = UnixTime(NOW);
+    let mut access = jwt::Claims::new(UnixTime(NOW + 60));
+    let token = keys.encode_access(&ring, &mut access).unwrap();
+    assert_eq!(access.aud, ["api"]);
+    assert!(keys.verify(&ring, &v, &token, at).is_ok());
+    let mut assertion = jwt::Claims::new(UnixTime(NOW + 60));
+    assertion.aud = vec!["https://app.example".into()];
+    let token = keys.encode(&ring, &mut assertion).unwrap();
+    assert_eq!(assertion.aud, ["https://app.example"]);
+    assert_eq!(
+        keys.verify(&ring, &v, &token, at).unwrap_err(),
+        JwtError::WrongAudience
+    );
+    let mut bare = jwt::Claims::new(UnixTime(NOW + 60));
+    let token = keys.encode(&ring, &mut bare).unwrap();
+    assert_eq!(
+        keys.verify(&ring, &v, &token, at).unwrap_err(),
+        JwtError::WrongAudience
+    );
+}
+
 /// PyJWT (with `cryptography`) verifies our EdDSA and ES256 tokens with the keys of our
 /// JWK Set, and its tokens — with and without `kid` — verify with its JWK Set here. Its
 /// PKCS#8 key files load as our signing keys.
