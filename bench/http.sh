@@ -12,6 +12,11 @@
 #   pg       session /protected, users and sessions in PostgreSQL, cache on and off
 #   2x       two instances sharing PostgreSQL and Redis, one wrk per instance at once (half
 #            the connections each), summed, against one instance with all of them
+#   forward  forward auth, on an instance trusting 127.0.0.1 as its proxy: GET /auth/request
+#            with a session cookie against GET /healthz on the same instance (interleaved
+#            rounds); then nginx serving a static location with `auth_request` to it against
+#            the same location with no auth (interleaved rounds): the ratio and the latency
+#            auth adds per request
 # and prints each as requests/s and as a ratio. Usage: bash bench/http.sh [seconds] [connections]
 # Needs wrk (installed from Debian's packages if missing) and the Python venv (scripts/pyenv.sh).
 # The scale-out rows need PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432/test;
@@ -102,11 +107,27 @@ PIDS+=($!)
 FLASK_TOKEN="$("$PY" -c 'import jwt,os,time; print(jwt.encode({"username":"bench","role":"user","exp":int(time.time())+3600}, os.environ["SECRET_KEY"], algorithm="HS256"))')"
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$FLASK_PORT/plain" && break; sleep 0.1; done
 
-rps() { # url [header]
-  local out
-  if [ $# -ge 2 ]; then out="$(wrk -t1 -c"$CONNS" -d"${DUR}s" -H "$2" "$1")"; else out="$(wrk -t1 -c"$CONNS" -d"${DUR}s" "$1")"; fi
-  note_errors "$1" "$out"
+rps() { # url [header…]
+  local out url="$1" h=()
+  shift
+  for header in "$@"; do h+=(-H "$header"); done
+  out="$(wrk -t1 -c"$CONNS" -d"${DUR}s" "${h[@]}" "$url")"
+  note_errors "$url" "$out"
   echo "$out" | awk '/Requests\/sec/ { print $2 }'
+}
+
+# rps_lat URL [header…]: "requests/s mean-latency-µs" of one wrk run.
+rps_lat() {
+  local out url="$1" h=()
+  shift
+  for header in "$@"; do h+=(-H "$header"); done
+  out="$(wrk -t1 -c"$CONNS" -d"${DUR}s" "${h[@]}" "$url")"
+  note_errors "$url" "$out"
+  echo "$out" | awk '
+    /Requests\/sec/ { r = $2 }
+    /^ +Latency/ { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+                   l = v * (u == "s" ? 1e6 : u == "ms" ? 1e3 : 1) }
+    END { print r, l }'
 }
 
 # Non-2xx answers are not hidden and do not abort the run: each row's count is printed
@@ -241,6 +262,91 @@ if [ -z "$SCALE_SKIP" ]; then
   TWO="$(pair "http://$ADDR_R1/protected" "http://$ADDR_R2/protected")"
 fi
 
+# ----- forward auth: /auth/request, and nginx auth_request in front of a static location -----
+
+FWD_SKIP=""
+FA_DATA="$WORK/fa-data"
+printf '%s' "$PASSWORD" | "$BIN" user add bench --role user --password-stdin --data-dir "$FA_DATA" >/dev/null
+start_cs FA --data-dir "$FA_DATA" --trusted-proxies 127.0.0.1/32
+FA_COOKIE="$(session_cookie "http://$ADDR_FA")"
+FA_URL="http://$ADDR_FA"
+ORIGINAL=("X-Original-URL: http://app.bench.test/static/index.html" "X-Original-Method: GET")
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $FA_COOKIE" -H "${ORIGINAL[0]}" -H "${ORIGINAL[1]}" "$FA_URL/auth/request")" = 200 ] \
+  || { cat "$WORK/FA.log"; echo "forward auth: /auth/request did not answer 200" >&2; exit 1; }
+NGINX_BIN="${NGINX:-/usr/sbin/nginx}"
+if [ ! -x "$NGINX_BIN" ]; then
+  FWD_SKIP="nginx is not installed (Debian package nginx)"
+else
+  NGINX_DIR="$WORK/nginx"
+  mkdir -p "$NGINX_DIR/www/static" "$NGINX_DIR/www/protected"
+  printf 'ok\n' | tee "$NGINX_DIR/www/static/index.html" >"$NGINX_DIR/www/protected/index.html"
+  NGINX_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  # The auth_request part of docs/forward-auth/nginx.conf, in front of files instead of an app.
+  cat >"$NGINX_DIR/nginx.conf" <<NGINX
+worker_processes 1;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path client_body_temp;
+  proxy_temp_path proxy_temp;
+  fastcgi_temp_path fastcgi_temp;
+  uwsgi_temp_path uwsgi_temp;
+  scgi_temp_path scgi_temp;
+  upstream countersign { server $ADDR_FA; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $NGINX_DIR/www;
+    location /static/ { }
+    location /protected/ {
+      auth_request /.countersign/request;
+      auth_request_set \$countersign_user \$upstream_http_remote_user;
+      add_header X-User \$countersign_user;
+    }
+    location = /.countersign/request {
+      internal;
+      proxy_pass http://countersign/auth/request;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL \$scheme://\$http_host\$request_uri;
+      proxy_set_header X-Original-Method \$request_method;
+    }
+  }
+}
+NGINX
+  "$NGINX_BIN" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -g "daemon off; pid $NGINX_DIR/nginx.pid; error_log $NGINX_DIR/error.log;" &
+  PIDS+=($!)
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$NGINX_PORT/static/index.html" && break; sleep 0.1; done
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $FA_COOKIE" "http://127.0.0.1:$NGINX_PORT/protected/index.html")" = 200 ] \
+    || { cat "$NGINX_DIR/error.log"; echo "nginx with auth_request did not answer 200" >&2; exit 1; }
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NGINX_PORT/protected/index.html")" = 401 ] \
+    || { echo "nginx with auth_request let an anonymous request through" >&2; exit 1; }
+fi
+: >"$WORK/fwd-rounds"
+for round in $(seq "$ROUNDS"); do
+  h="$(DUR=$ROUND_SECONDS rps "$FA_URL/healthz")"
+  f="$(DUR=$ROUND_SECONDS rps "$FA_URL/auth/request" "Cookie: $FA_COOKIE" "${ORIGINAL[@]}")"
+  if [ -z "$FWD_SKIP" ]; then
+    read -r ns nsl < <(DUR=$ROUND_SECONDS rps_lat "http://127.0.0.1:$NGINX_PORT/static/index.html" "Cookie: $FA_COOKIE")
+    read -r na nal < <(DUR=$ROUND_SECONDS rps_lat "http://127.0.0.1:$NGINX_PORT/protected/index.html" "Cookie: $FA_COOKIE")
+  else
+    ns=1; nsl=0; na=1; nal=0
+  fi
+  echo "$h $f $ns $na $nsl $nal" >>"$WORK/fwd-rounds"
+  echo "forward round $round: healthz $h, auth/request $f, nginx static $ns (${nsl}µs), nginx auth_request $na (${nal}µs)" >&2
+done
+read -r FA_HEALTH FA_AUTH FA_R NG_STATIC NG_AUTH NG_R NG_ADDED < <("$PY" - "$WORK/fwd-rounds" <<'PYEOF'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+med = statistics.median
+h, f, ns, na = (med([r[i] for r in rows]) for i in range(4))
+added = med([r[5] - r[4] for r in rows])
+print(f"{h:.2f} {f:.2f} {med([r[1] / r[0] for r in rows]):.2f} {ns:.2f} {na:.2f} "
+      f"{med([r[3] / r[2] for r in rows]):.2f} {added:.0f}")
+PYEOF
+)
+
 ratio() { "$PY" -c "print(f'{float($1)/float($2):.2f}')"; }
 echo
 echo "countersign HTTP benchmark: ${DUR}s per row (first four: $ROUNDS interleaved rounds of ${ROUND_SECONDS}s, medians), $CONNS connections, wrk -t1, $(nproc) cores"
@@ -260,6 +366,14 @@ else
   printf '%-34s %12s   %s\n' "session /protected (PG, no cache)" "$PGS_NC" "$(ratio "$PGS_NC" "$PLAIN") of plain (--cache-ttl 0)"
   printf '%-34s %12s   %s\n' "1 instance, 2 wrk (Redis session)" "$ONE2" "$(ratio "$ONE2" "$REDIS")x the 1-wrk row: the client's share"
   printf '%-34s %12s   %s\n' "2 instances, 2 wrk (Redis session)" "$TWO" "$(ratio "$TWO" "$ONE2")x one instance ($CONNS connections in total, $(nproc) cores)"
+fi
+printf '%-34s %12s   %s\n' "forward: GET /healthz" "$FA_HEALTH" "1.00 (its own instance, --trusted-proxies 127.0.0.1/32)"
+printf '%-34s %12s   %s\n' "forward: GET /auth/request (session)" "$FA_AUTH" "$FA_R of /healthz (median of $ROUNDS interleaved rounds; goal >= 0.9)"
+if [ -n "$FWD_SKIP" ]; then
+  echo "nginx rows skipped: $FWD_SKIP"
+else
+  printf '%-34s %12s   %s\n' "nginx static, no auth" "$NG_STATIC" "1.00"
+  printf '%-34s %12s   %s\n' "nginx static + auth_request" "$NG_AUTH" "$NG_R of no auth, +${NG_ADDED} µs mean latency per request at $CONNS connections (medians of $ROUNDS rounds; goal >= 0.5)"
 fi
 if [ -s "$WORK/errors" ]; then
   echo "non-2xx answers:"

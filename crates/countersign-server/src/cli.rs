@@ -59,6 +59,41 @@ pub enum Command {
     Session(SessionCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate(StorageArgs),
+    /// Test the forward-auth access rules of the settings file.
+    #[command(subcommand)]
+    Access(AccessCommand),
+}
+
+/// `countersign access …`
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Which `[[access]]` rule (or the default policy) decides a request, and the verdict:
+    /// status 0 when it is let through, 1 when it is refused.
+    Check(AccessCheckArgs),
+}
+
+/// `countersign access check`
+#[derive(Debug, Args)]
+pub struct AccessCheckArgs {
+    /// The original URL, as the proxy would report it (`https://app.example.test/admin`).
+    #[arg(long)]
+    pub url: String,
+    /// The original method.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Ask as this user (their role is read from the user store); without it, as
+    /// someone not logged in.
+    #[arg(long, value_name = "NAME", conflicts_with = "role")]
+    pub user: Option<String>,
+    /// Ask as a user with this role, without looking anyone up.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// The default policy, over the settings file's [env: COUNTERSIGN_DEFAULT_POLICY]
+    #[arg(long, value_name = "POLICY")]
+    pub default_policy: Option<String>,
+    /// Where accounts are stored, and the settings file.
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 /// `countersign user …`
@@ -192,6 +227,21 @@ pub struct ServeArgs {
     /// other peer they are ignored [env: COUNTERSIGN_TRUSTED_PROXIES] [default: none]
     #[arg(long = "trusted-proxies", value_name = "CIDRS", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// What forward authentication requires when no `[[access]]` rule matches:
+    /// `authenticated`, `public`, `role:NAME` or `deny` [env: COUNTERSIGN_DEFAULT_POLICY]
+    /// [default: authenticated]
+    #[arg(long, value_name = "POLICY")]
+    pub default_policy: Option<String>,
+    /// Hosts besides the public URLs' that `/login?rd=` and `/logout?rd=` may send a
+    /// browser back to: `example.test`, `*.example.test` (comma-separated or repeated)
+    /// [env: COUNTERSIGN_FORWARD_AUTH_DOMAINS] [default: none]
+    #[arg(long, value_name = "DOMAINS", value_delimiter = ',')]
+    pub forward_auth_domains: Vec<String>,
+    /// Share the session cookie with every host below this domain (single sign-on across
+    /// subdomains): it gets `Domain=` and the `__Secure-` prefix instead of `__Host-`
+    /// [env: COUNTERSIGN_COOKIE_DOMAIN] [default: this host only]
+    #[arg(long, value_name = "DOMAIN")]
+    pub cookie_domain: Option<String>,
     /// Sign in browsers that bring a Flask session cookie signed with SECRET_KEY (or a
     /// fallback); a `[flask]` table in the settings file sets its options and turns it on
     /// too (docs/flask.md) [env: COUNTERSIGN_FLASK_BRIDGE]

@@ -17,11 +17,13 @@ use std::process::ExitCode;
 
 use countersign::clock::Clock;
 
+pub mod access;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod display;
 mod flask_settings;
+pub mod redirect;
 pub mod server;
 pub mod settings;
 pub mod signing;
@@ -94,6 +96,7 @@ where
             commands::session::revoke_all(&args, ctx)?
         }
         Command::Migrate(args) => commands::migrate::run(&args, ctx)?,
+        Command::Access(cli::AccessCommand::Check(args)) => commands::access::check(&args, ctx)?,
     };
     ctx.stdout.flush()?;
     ctx.stderr.flush()?;

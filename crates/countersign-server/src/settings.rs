@@ -39,6 +39,9 @@ use crate::cli::{
 };
 use crate::config::Env;
 
+mod forward;
+pub use forward::{ForwardSettings, rules_in};
+
 /// The settings file looked for in the working directory.
 pub const CONFIG_FILE: &str = "countersign.toml";
 
@@ -158,6 +161,10 @@ struct FileValues {
     public_url: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
     flask: Option<crate::flask_settings::FlaskTable>,
+    default_policy: Option<String>,
+    access: Option<Vec<crate::access::RawRule>>,
+    forward_auth_domains: Option<Vec<String>>,
+    cookie_domain: Option<String>,
 }
 
 /// The settings file, if there is one.
@@ -586,6 +593,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// The Flask bridge (`--flask-bridge`, `[flask]`), when on.
     pub flask: Option<countersign::flask::bridge::FlaskBridge>,
+    /// Forward authentication and single sign-on: access rules, return domains, cookie
+    /// domain.
+    pub forward: ForwardSettings,
 }
 
 impl Default for ServeConfig {
@@ -614,6 +624,7 @@ impl Default for ServeConfig {
             throttle: ThrottlePolicy::default(),
             max_body_bytes: 64 * 1024,
             flask: None,
+            forward: ForwardSettings::default(),
         }
     }
 }
@@ -935,6 +946,7 @@ impl ServeConfig {
                     message: e.to_string(),
                 }
             })?;
+        let forward = ForwardSettings::resolve(args, &l, &public_urls)?;
 
         Ok(Self {
             addr,
@@ -953,6 +965,7 @@ impl ServeConfig {
             public_urls,
             trusted_proxies,
             secret_key_file: args.keys.secret_key_file.clone(),
+            forward,
             signing: args.keys.signing.clone(),
             flask: crate::flask_settings::resolve(
                 args.flask_bridge,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::{Context, EXIT_NEGATIVE};
 
+pub mod access;
 pub mod admin;
 pub mod import;
 pub mod keygen;

@@ -54,6 +54,8 @@ pub struct Site {
     pub max_body_bytes: usize,
     /// The Flask bridge (`--flask-bridge`), when on.
     pub flask: Option<countersign::flask::bridge::FlaskBridge>,
+    /// Forward authentication: the access rules, the return-URL allow-list, assertions.
+    pub forward: super::forward::ForwardAuth,
 }
 
 impl FromRef<App> for Arc<AuthState> {
@@ -84,10 +86,16 @@ impl App {
         let auth = Arc::new(Auth::new(ring, auth_config, users, store, pool, clock));
         let auth = Arc::new(AuthState {
             auth,
-            cookies: if config.insecure_cookies {
-                CookieConfig::insecure()
-            } else {
-                CookieConfig::secure()
+            cookies: {
+                let cookies = if config.insecure_cookies {
+                    CookieConfig::insecure()
+                } else {
+                    CookieConfig::secure()
+                };
+                match &config.forward.cookie_domain {
+                    Some(domain) => cookies.with_domain(domain)?,
+                    None => cookies,
+                }
             },
             allowed_origins: config
                 .allowed_origins
@@ -104,6 +112,11 @@ impl App {
                 metrics,
                 max_body_bytes: config.max_body_bytes,
                 flask: config.flask.clone(),
+                forward: super::forward::ForwardAuth::new(
+                    config.forward.access.clone(),
+                    &config.public_urls,
+                    crate::redirect::ReturnTo::new(&config.public_urls, &config.forward.domains),
+                ),
             }),
         })
     }
@@ -125,7 +138,7 @@ pub fn router(app: App) -> Router {
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/setup", get(pages::setup_form).post(pages::setup))
-        .route("/logout", post(pages::logout))
+        .route("/logout", get(pages::logout_page).post(pages::logout))
         .route("/account/sessions", get(pages::sessions))
         .route("/account/sessions/revoke", post(pages::revoke_session))
         .route("/account/sessions/revoke-all", post(pages::revoke_all))
@@ -140,7 +153,7 @@ pub fn router(app: App) -> Router {
     }
     // Routes outside the CSRF guard: the token endpoints take credentials in the body and
     // set no cookie; the operations routes change nothing. Every other route is guarded.
-    let unguarded: [(&str, MethodRouter<App>); 10] = [
+    let unguarded: [(&str, MethodRouter<App>); 12] = [
         ("/api/token", post(api::token)),
         ("/api/token/refresh", post(api::refresh)),
         ("/api/token/revoke", post(api::revoke)),
@@ -148,6 +161,9 @@ pub fn router(app: App) -> Router {
         ("/readyz", get(ops::readyz)),
         ("/metrics", get(ops::metrics)),
         ("/openapi.json", get(ops::openapi)),
+        // Forward authentication: GET only, asked by proxies, changes nothing.
+        ("/auth/request", get(super::forward::auth_request)),
+        ("/auth/forward", get(super::forward::auth_forward)),
         (wellknown::JWKS_PATH, get(wellknown::jwks)),
         (
             "/.well-known/openid-configuration",

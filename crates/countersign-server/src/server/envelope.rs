@@ -216,7 +216,9 @@ impl Pending {
 /// except where a handler set its own: the public key set and discovery documents, which
 /// verifiers are meant to cache;
 /// a content security policy that allows nothing but the pages' own inline style (by
-/// hash) and form posts to this origin; no framing, no sniffing, no referrer to others.
+/// hash) and form posts to this origin (a login or logout form that sends the browser back
+/// to an application sets its own, naming that origin too); no framing, no sniffing, no
+/// referrer to others.
 fn security_headers(h: &mut HeaderMap) {
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -229,10 +231,8 @@ fn security_headers(h: &mut HeaderMap) {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        pages::content_security_policy().clone(),
-    );
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert_with(|| pages::content_security_policy().clone());
 }
 
 /// The method as a metric label: the standard ones by name, anything else as `other`, so

@@ -30,6 +30,7 @@ pub mod app;
 pub mod batch_writer;
 pub mod envelope;
 pub mod flask;
+pub mod forward;
 pub mod keys;
 mod login;
 pub mod ops;
@@ -175,6 +176,7 @@ pub async fn run(
     }
 
     let engine = Arc::clone(app.engine());
+    let site = Arc::clone(&app.site);
     let server = axum::serve(
         listener,
         router(app).into_make_service_with_connect_info::<SocketAddr>(),
@@ -182,7 +184,7 @@ pub async fn run(
     .with_graceful_shutdown(shutdown(terminate, interrupt));
     let result = tokio::select! {
         served = server.into_future() => served.context("the server failed"),
-        never = reload_on_hangup(&mut hangup, &engine, env, &config) => match never {},
+        never = reload_on_hangup(&mut hangup, &engine, &site.forward, env, &config) => match never {},
     };
     for sweeper in sweepers {
         sweeper.abort();
@@ -212,12 +214,14 @@ async fn shutdown(mut terminate: Signal, mut interrupt: Signal) {
     tracing::info!("{name}: finishing the requests in flight, then stopping");
 }
 
-/// On each SIGHUP, read the keys again (the same sources as at start) and swap the ring.
+/// On each SIGHUP, read the keys again (the same sources as at start) and swap the ring,
+/// and the access rules of the settings file.
 /// A bad new key is logged and the current ring kept: a typo must not take the server
 /// down. Requests in flight finish with the ring they began with.
 async fn reload_on_hangup(
     hangup: &mut Signal,
     auth: &Auth,
+    forward: &forward::ForwardAuth,
     env: &dyn Env,
     config: &ServeConfig,
 ) -> std::convert::Infallible {
@@ -239,6 +243,16 @@ async fn reload_on_hangup(
             Err(e) => tracing::error!(
                 error = %e,
                 "SIGHUP: the new keys were refused; still using the current ones"
+            ),
+        }
+        match config.forward.reload_rules() {
+            Ok(rules) => {
+                tracing::info!(rules = rules.rules().len(), "SIGHUP: access rules reloaded");
+                forward.set_rules(rules);
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "SIGHUP: the new access rules were refused; still using the current ones"
             ),
         }
         let issuer = auth.token_keys().issuer().map(str::to_owned);

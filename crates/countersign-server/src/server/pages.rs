@@ -9,8 +9,8 @@
 use std::sync::LazyLock;
 
 use askama::Template;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, State};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -32,7 +32,10 @@ use super::app::{App, ClientAddr, UserAgent, see_other};
 use super::login::{self, BUSY_RETRY_AFTER_SECS, Outcome, Via};
 use crate::display::format_utc;
 
+mod logout;
 mod setup;
+pub use logout::{LogoutForm, ReturnQuery, logout_page};
+use logout::{allow_form_target, back_to, checked_rd};
 pub use setup::{SetupForm, SetupQuery, setup, setup_form};
 
 /// The pages' stylesheet, inlined in every page.
@@ -77,6 +80,8 @@ struct FormView<'a> {
     error: Option<&'a str>,
     csrf_token: &'a str,
     username: &'a str,
+    /// Where to go after logging in (`/login?rd=`), already checked.
+    return_to: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -222,6 +227,7 @@ pub fn refused(app: &App, parts: &Parts, rejection: &AuthRejection) -> Option<Re
                 error: Some(message),
                 csrf_token: &token,
                 username: "",
+                return_to: None,
             };
             let nav = Nav::new(app, None);
             let page = if path == "/login" {
@@ -276,6 +282,7 @@ pub async fn home(
                     error: None,
                     csrf_token: "",
                     username: "",
+                    return_to: None,
                 },
             },
         ),
@@ -290,6 +297,7 @@ pub async fn home(
                         error: None,
                         csrf_token: &token,
                         username: "",
+                        return_to: None,
                     },
                 },
             );
@@ -298,13 +306,16 @@ pub async fn home(
     }
 }
 
-/// `GET /login`.
+/// `GET /login`, `GET /login?rd=URL` (after logging in, the browser goes to `URL` when it
+/// is allowed: [`crate::redirect`]).
 pub async fn login_form(
     State(app): State<App>,
     MaybeAuthenticated(user): MaybeAuthenticated,
     headers: HeaderMap,
+    query: Result<Query<ReturnQuery>, QueryRejection>,
 ) -> Response {
     let (cookie, token) = form_csrf(&app, user.as_ref(), &headers);
+    let return_to = checked_rd(&app, query);
     let page = render(
         StatusCode::OK,
         &LoginPage {
@@ -313,10 +324,11 @@ pub async fn login_form(
                 error: None,
                 csrf_token: &token,
                 username: "",
+                return_to: return_to.as_deref(),
             },
         },
     );
-    with_cookie(page, cookie)
+    with_cookie(allow_form_target(page, return_to.as_deref()), cookie)
 }
 
 /// The login and registration forms' fields. The password is a [`Password`]: wiped when
@@ -329,6 +341,9 @@ pub struct CredentialsForm {
     password: Password,
     #[serde(default)]
     csrf_token: String,
+    /// Where to go after logging in (checked before use).
+    #[serde(default)]
+    rd: String,
 }
 
 impl std::fmt::Debug for CredentialsForm {
@@ -344,7 +359,8 @@ impl std::fmt::Debug for CredentialsForm {
 /// came with (it passed the CSRF guard, so its cookie is in place): two failures differ
 /// only in the username echoed back.
 fn login_again(app: &App, status: StatusCode, error: &str, form: &CredentialsForm) -> Response {
-    render(
+    let return_to = app.site.forward.return_to().check(&form.rd);
+    let page = render(
         status,
         &LoginPage {
             nav: Nav::new(app, None),
@@ -352,9 +368,11 @@ fn login_again(app: &App, status: StatusCode, error: &str, form: &CredentialsFor
                 error: Some(error),
                 csrf_token: &form.csrf_token,
                 username: &form.username,
+                return_to: return_to.as_deref(),
             },
         },
-    )
+    );
+    allow_form_target(page, return_to.as_deref())
 }
 
 /// `POST /login`: 303 to `/` with a new session cookie; 401 and the form again for bad
@@ -386,7 +404,8 @@ pub async fn login(
     let password = std::mem::take(&mut form.password);
     match login::attempt(&app, &form.username, password, &address, Via::Form).await {
         Outcome::Success(user) => {
-            signed_in(&app, current.as_ref(), &user, &user_agent, &address).await
+            let response = signed_in(&app, current.as_ref(), &user, &user_agent, &address).await;
+            back_to(&app, response, &form.rd)
         }
         Outcome::Invalid => login_again(&app, StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS, &form),
         Outcome::Throttled(secs) => with_header(
@@ -413,11 +432,14 @@ pub async fn login(
     }
 }
 
-/// `POST /logout`: ends the session, clears the cookie, 303 to `/`.
+/// `POST /logout`: ends the session, clears the cookie, 303 to `/` (or to the form's `rd`
+/// when it is allowed).
 pub async fn logout(
     State(app): State<App>,
     MaybeAuthenticated(user): MaybeAuthenticated,
+    form: Result<Form<LogoutForm>, FormRejection>,
 ) -> Response {
+    let rd = form.map(|Form(f)| f.rd).unwrap_or_default();
     // Flask session cookies signed before this logout are refused by the bridge from now
     // on (recorded first: if the store fails, nothing has happened and the user can retry).
     if let Some(id) = user.as_ref().and_then(|p| p.user_id)
@@ -437,7 +459,7 @@ pub async fn logout(
             }
             let mut response = with_header(see_other("/"), header::SET_COOKIE, clear);
             super::flask::clear(&app, &mut response);
-            response
+            back_to(&app, response, &rd)
         }
         Err(e) => store_failure(&app, &e),
     }
@@ -458,6 +480,7 @@ pub async fn register_form(
                 error: None,
                 csrf_token: &token,
                 username: "",
+                return_to: None,
             },
         },
     );
@@ -473,6 +496,7 @@ fn register_again(app: &App, status: StatusCode, error: &str, form: &Credentials
                 error: Some(error),
                 csrf_token: &form.csrf_token,
                 username: &form.username,
+                return_to: None,
             },
         },
     )

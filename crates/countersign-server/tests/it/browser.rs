@@ -32,6 +32,8 @@
 //! browsers ChromeDriver started) and the servers are killed when the test ends, however it
 //! ends.
 
+mod forward_auth;
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{IpAddr, TcpListener};
 use std::os::unix::process::CommandExt as _;

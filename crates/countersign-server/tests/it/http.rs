@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 mod forms;
+mod forward;
 mod jwks;
 mod proxy;
 mod setup;
