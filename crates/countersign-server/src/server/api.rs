@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zeroize::Zeroize;
 
-use super::app::{App, ClientAddr};
+use super::state::{App, ClientAddr};
 use super::login::{self, BUSY_RETRY_AFTER_SECS, Outcome, Via};
 use super::pages::INVALID_CREDENTIALS;
 use crate::display::rfc3339;

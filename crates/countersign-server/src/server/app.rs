@@ -11,126 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
-use countersign::auth::{Auth, AuthConfig};
-use countersign::clock::Clock;
-use countersign::keys::KeyRing;
-use countersign::password::{Hasher, HashingPool};
-use countersign::store::{EphemeralStore, UserStore};
-use countersign_axum::{AuthState, CookieConfig, CsrfLayer};
-use metrics_exporter_prometheus::PrometheusHandle;
+use countersign_axum::CsrfLayer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::envelope::EnvelopeLayer;
 use super::{api, ops, pages, wellknown};
-use crate::cli::Registration;
-use crate::settings::ServeConfig;
+pub use super::state::{App, ClientAddr, Site, UserAgent};
 
 /// How long a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The router's state: the engine (inside the extractors' [`AuthState`]) and the site's
-/// settings.
-#[derive(Clone, Debug)]
-pub struct App {
-    /// What the `countersign-axum` extractors and CSRF guard use.
-    pub auth: Arc<AuthState>,
-    /// Everything else the handlers need.
-    pub site: Arc<Site>,
-}
-
-/// Site settings the handlers read.
-#[derive(Debug)]
-pub struct Site {
-    /// Whether `/register` is open.
-    pub registration: Registration,
-    /// The Prometheus exposition of the process's metrics recorder, when one is installed.
-    pub metrics: Option<PrometheusHandle>,
-    /// The largest request body, bytes.
-    pub max_body_bytes: usize,
-    /// The Flask bridge (`--flask-bridge`), when on.
-    pub flask: Option<countersign::flask::bridge::FlaskBridge>,
-    /// Forward authentication: the access rules, the return-URL allow-list, assertions.
-    pub forward: super::forward::ForwardAuth,
-}
-
-impl FromRef<App> for Arc<AuthState> {
-    fn from_ref(app: &App) -> Self {
-        Arc::clone(&app.auth)
-    }
-}
-
-impl App {
-    /// The service for `config`, over these stores, keys and clock.
-    ///
-    /// # Errors
-    /// When argon2 refuses the configured cost parameters.
-    pub fn new(
-        config: &ServeConfig,
-        ring: KeyRing,
-        users: Arc<dyn UserStore>,
-        store: Arc<dyn EphemeralStore>,
-        clock: Arc<dyn Clock>,
-        metrics: Option<PrometheusHandle>,
-    ) -> anyhow::Result<Self> {
-        let pool = HashingPool::new(
-            Hasher::new(config.hash_params)?,
-            config.hash_workers,
-            config.hash_queue,
-        )?;
-        let auth_config: AuthConfig = config.auth_config();
-        let auth = Arc::new(Auth::new(ring, auth_config, users, store, pool, clock));
-        let auth = Arc::new(AuthState {
-            auth,
-            cookies: {
-                let cookies = if config.insecure_cookies {
-                    CookieConfig::insecure()
-                } else {
-                    CookieConfig::secure()
-                };
-                match &config.forward.cookie_domain {
-                    Some(domain) => cookies.with_domain(domain)?,
-                    None => cookies,
-                }
-            },
-            allowed_origins: config
-                .allowed_origins
-                .iter()
-                .chain(&config.public_urls)
-                .cloned()
-                .collect(),
-            trusted_proxies: config.trusted_proxies.clone(),
-        });
-        Ok(Self {
-            auth,
-            site: Arc::new(Site {
-                registration: config.registration,
-                metrics,
-                max_body_bytes: config.max_body_bytes,
-                flask: config.flask.clone(),
-                forward: super::forward::ForwardAuth::new(
-                    config.forward.access.clone(),
-                    &config.public_urls,
-                    crate::redirect::ReturnTo::new(&config.public_urls, &config.forward.domains),
-                ),
-            }),
-        })
-    }
-
-    /// The engine.
-    pub fn engine(&self) -> &Arc<Auth> {
-        &self.auth.auth
-    }
-
-    /// Whether `/register` is open.
-    pub fn registration_open(&self) -> bool {
-        self.site.registration == Registration::Open
-    }
-}
 
 /// The whole router, ready to serve.
 pub fn router(app: App) -> Router {
@@ -210,10 +104,6 @@ pub fn router(app: App) -> Router {
         )
         .with_state(app)
 }
-
-/// The client's address (after the trusted-proxy rules) and `User-Agent`, as the library
-/// extracts them.
-pub use countersign_axum::{ClientAddr, UserAgent};
 
 /// A 303 to `location`.
 pub fn see_other(location: &'static str) -> Response {

@@ -17,7 +17,7 @@ use countersign::flask::bridge::ExchangeError;
 use countersign::user::User;
 use countersign_axum::read_cookie;
 
-use super::app::{App, ClientAddr, UserAgent};
+use super::state::{App, ClientAddr, UserAgent};
 
 /// Exchange a Flask session cookie for a countersign session (see the module docs).
 pub async fn exchange(State(app): State<App>, request: Request, next: Next) -> Response {

@@ -9,7 +9,7 @@ use countersign::password::Password;
 use countersign::store::StoreError;
 use countersign::user::User;
 
-use super::app::App;
+use super::state::App;
 
 /// How the credentials arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -35,6 +35,7 @@ pub mod keys;
 mod login;
 pub mod ops;
 pub mod pages;
+pub mod state;
 pub mod telemetry;
 pub mod wellknown;
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::api::ApiError;
-use super::app::App;
+use super::state::App;
 
 /// The OpenAPI 3.1 description of the HTTP contract.
 pub const OPENAPI: &str = include_str!("../../openapi.json");

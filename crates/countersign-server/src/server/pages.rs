@@ -28,7 +28,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::api::user_id_of;
-use super::app::{App, ClientAddr, UserAgent, see_other};
+use super::app::see_other;
+use super::state::{App, ClientAddr, UserAgent};
 use super::login::{self, BUSY_RETRY_AFTER_SECS, Outcome, Via};
 use crate::display::format_utc;
 

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::api::ApiError;
-use super::app::App;
+use super::state::App;
 
 /// The path of the JWK Set.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";

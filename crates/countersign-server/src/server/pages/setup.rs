@@ -23,7 +23,7 @@ use super::{
     BUSY_RETRY_AFTER_SECS, Nav, error_page, form_csrf, render, sentence, signed_in, store_failure,
     with_cookie, with_header,
 };
-use crate::server::app::{App, ClientAddr, UserAgent};
+use crate::server::state::{App, ClientAddr, UserAgent};
 
 #[derive(Template)]
 #[template(path = "setup.html")]

@@ -1,0 +1,120 @@
+//! The router's state: the engine, inside the extractors' [`AuthState`], and the site's
+//! settings. Handlers read it; it knows no handler.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use countersign::auth::{Auth, AuthConfig};
+use countersign::clock::Clock;
+use countersign::keys::KeyRing;
+use countersign::password::{Hasher, HashingPool};
+use countersign::store::{EphemeralStore, UserStore};
+use countersign_axum::{AuthState, CookieConfig};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::cli::Registration;
+use crate::settings::ServeConfig;
+
+/// The client's address (after the trusted-proxy rules) and `User-Agent`, as the library
+/// extracts them.
+pub use countersign_axum::{ClientAddr, UserAgent};
+
+/// The router's state: the engine (inside the extractors' [`AuthState`]) and the site's
+/// settings.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// What the `countersign-axum` extractors and CSRF guard use.
+    pub auth: Arc<AuthState>,
+    /// Everything else the handlers need.
+    pub site: Arc<Site>,
+}
+
+/// Site settings the handlers read.
+#[derive(Debug)]
+pub struct Site {
+    /// Whether `/register` is open.
+    pub registration_open: bool,
+    /// The Prometheus exposition of the process's metrics recorder, when one is installed.
+    pub metrics: Option<PrometheusHandle>,
+    /// The largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// The Flask bridge (`--flask-bridge`), when on.
+    pub flask: Option<countersign::flask::bridge::FlaskBridge>,
+    /// Forward authentication: the access rules, the return-URL allow-list, assertions.
+    pub forward: super::forward::ForwardAuth,
+}
+
+impl FromRef<App> for Arc<AuthState> {
+    fn from_ref(app: &App) -> Self {
+        Arc::clone(&app.auth)
+    }
+}
+
+impl App {
+    /// The service for `config`, over these stores, keys and clock.
+    ///
+    /// # Errors
+    /// When argon2 refuses the configured cost parameters.
+    pub fn new(
+        config: &ServeConfig,
+        ring: KeyRing,
+        users: Arc<dyn UserStore>,
+        store: Arc<dyn EphemeralStore>,
+        clock: Arc<dyn Clock>,
+        metrics: Option<PrometheusHandle>,
+    ) -> anyhow::Result<Self> {
+        let pool = HashingPool::new(
+            Hasher::new(config.hash_params)?,
+            config.hash_workers,
+            config.hash_queue,
+        )?;
+        let auth_config: AuthConfig = config.auth_config();
+        let auth = Arc::new(Auth::new(ring, auth_config, users, store, pool, clock));
+        let auth = Arc::new(AuthState {
+            auth,
+            cookies: {
+                let cookies = if config.insecure_cookies {
+                    CookieConfig::insecure()
+                } else {
+                    CookieConfig::secure()
+                };
+                match &config.forward.cookie_domain {
+                    Some(domain) => cookies.with_domain(domain)?,
+                    None => cookies,
+                }
+            },
+            allowed_origins: config
+                .allowed_origins
+                .iter()
+                .chain(&config.public_urls)
+                .cloned()
+                .collect(),
+            trusted_proxies: config.trusted_proxies.clone(),
+        });
+        Ok(Self {
+            auth,
+            site: Arc::new(Site {
+                registration_open: config.registration == Registration::Open,
+                metrics,
+                max_body_bytes: config.max_body_bytes,
+                flask: config.flask.clone(),
+                forward: super::forward::ForwardAuth::new(
+                    config.forward.access.clone(),
+                    &config.public_urls,
+                    crate::redirect::ReturnTo::new(&config.public_urls, &config.forward.domains),
+                ),
+            }),
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Auth> {
+        &self.auth.auth
+    }
+
+    /// Whether `/register` is open.
+    pub fn registration_open(&self) -> bool {
+        self.site.registration_open
+    }
+}
+
