@@ -7,12 +7,10 @@
 //! with a 4xx status for anything the client sent (malformed JSON 400, wrong field types
 //! 422, unsupported media type 415, too large 413) and `Retry-After` on 429 and 503.
 
-use std::borrow::Cow;
-
 use axum::Json;
 use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection};
 use axum::extract::{Form, FromRequest, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use countersign::auth::{Auth, Method, Principal, RefreshError};
 use countersign::password::Password;
@@ -25,114 +23,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zeroize::Zeroize;
 
+pub use super::error::ApiError;
+use super::error::INVALID_CREDENTIALS;
+use super::login::{self, Outcome, Via};
 use super::state::{App, ClientAddr};
-use super::login::{self, BUSY_RETRY_AFTER_SECS, Outcome, Via};
-use super::pages::INVALID_CREDENTIALS;
 use crate::display::rfc3339;
-
-/// A JSON error answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    /// The status.
-    pub status: StatusCode,
-    /// The `error` member: a stable code.
-    pub error: &'static str,
-    /// The `message` member: for people.
-    pub message: Cow<'static, str>,
-    /// `Retry-After`, seconds.
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, error: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            status,
-            error,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    /// 400 `invalid_request`.
-    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-    }
-
-    /// 401 `invalid_grant`: bad credentials or refresh token.
-    pub fn invalid_grant(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_grant", message)
-    }
-
-    /// 404 `not_found`.
-    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-
-    /// 429 `too_many_requests` with `Retry-After`.
-    pub fn throttled(retry_after: i64) -> Self {
-        let secs = u64::try_from(retry_after.max(1)).unwrap_or(1);
-        Self {
-            retry_after: Some(secs),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
-                format!("Too many failed attempts. Try again in {secs} seconds."),
-            )
-        }
-    }
-
-    /// 503 `temporarily_unavailable` with `Retry-After` (the hashing pool is full).
-    pub fn busy() -> Self {
-        Self {
-            retry_after: Some(BUSY_RETRY_AFTER_SECS),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "The server is busy. Try again in a moment.",
-            )
-        }
-    }
-
-    /// A store failure: 503 with `Retry-After` when unreachable, else 500. Logged here.
-    pub fn store(e: &StoreError) -> Self {
-        tracing::error!(error = %e, "store failure");
-        if e.is_unavailable() {
-            Self {
-                retry_after: Some(BUSY_RETRY_AFTER_SECS),
-                ..Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "Storage is temporarily unavailable. Try again shortly.",
-                )
-            }
-        } else {
-            Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "Something went wrong on our side.",
-            )
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        Self::store(&e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": self.error, "message": self.message });
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
-    }
-}
 
 fn json_rejection(r: &JsonRejection) -> ApiError {
     let status = r.status();

@@ -33,7 +33,7 @@ use metrics::{Counter, Histogram};
 use tokio::time::Sleep;
 use tower::{Layer, Service};
 
-use super::api::ApiError;
+use super::error::ApiError;
 use super::pages;
 
 /// The response (and request) header carrying the request id.

@@ -44,9 +44,6 @@ pub enum Outcome {
     Failed(StoreError),
 }
 
-/// Seconds a client should wait when the hashing pool is full.
-pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
-
 /// Check `username` and `password` from `address`.
 pub async fn attempt(
     app: &App,

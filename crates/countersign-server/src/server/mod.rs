@@ -29,6 +29,7 @@ pub mod api;
 pub mod app;
 pub mod batch_writer;
 pub mod envelope;
+pub mod error;
 pub mod flask;
 pub mod forward;
 pub mod keys;

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::api::ApiError;
+use super::error::ApiError;
 use super::state::App;
 
 /// The OpenAPI 3.1 description of the HTTP contract.

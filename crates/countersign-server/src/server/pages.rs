@@ -30,7 +30,8 @@ use sha2::{Digest, Sha256};
 use super::api::user_id_of;
 use super::app::see_other;
 use super::state::{App, ClientAddr, UserAgent};
-use super::login::{self, BUSY_RETRY_AFTER_SECS, Outcome, Via};
+use super::error::{BUSY_RETRY_AFTER_SECS, INVALID_CREDENTIALS};
+use super::login::{self, Outcome, Via};
 use crate::display::format_utc;
 
 mod logout;
@@ -57,9 +58,6 @@ pub fn content_security_policy() -> &'static HeaderValue {
     });
     &CSP
 }
-
-/// The message shown for bad credentials (the contract's text).
-pub const INVALID_CREDENTIALS: &str = "Invalid username or password";
 
 /// The navigation bar.
 struct Nav<'a> {

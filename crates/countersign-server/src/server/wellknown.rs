@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::api::ApiError;
+use super::error::ApiError;
 use super::state::App;
 
 /// The path of the JWK Set.
