@@ -98,7 +98,10 @@ pub fn router(app: App) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(ops::panic_response))
-                .layer(EnvelopeLayer::new(REQUEST_TIMEOUT))
+                .layer(EnvelopeLayer::new(
+                    REQUEST_TIMEOUT,
+                    pages::content_security_policy().clone(),
+                ))
                 .layer(DefaultBodyLimit::max(max_body))
                 .layer(csrf),
         )

@@ -26,15 +26,13 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::Json;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse as _;
 use axum::response::Response;
 use metrics::{Counter, Histogram};
 use tokio::time::Sleep;
 use tower::{Layer, Service};
-
-use super::error::ApiError;
-use super::pages;
 
 /// The response (and request) header carrying the request id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,18 +47,30 @@ pub const REQUEST_DURATION: &str = "countersign_http_request_duration_seconds";
 /// known). Clones share one cache of metric handles.
 #[derive(Clone, Debug)]
 pub struct EnvelopeLayer {
-    metrics: Arc<MetricHandles>,
+    shared: Arc<Shared>,
     timeout: Duration,
 }
 
 impl EnvelopeLayer {
-    /// Requests not answered within `timeout` get 408.
-    pub fn new(timeout: Duration) -> Self {
+    /// Requests not answered within `timeout` get 408; a response without a
+    /// `Content-Security-Policy` of its own gets `csp`.
+    pub fn new(timeout: Duration, csp: HeaderValue) -> Self {
         Self {
-            metrics: Arc::default(),
+            shared: Arc::new(Shared {
+                metrics: MetricHandles::default(),
+                csp,
+            }),
             timeout,
         }
     }
+}
+
+/// What every request of one [`EnvelopeLayer`] reads, behind one reference count.
+#[derive(Debug)]
+struct Shared {
+    metrics: MetricHandles,
+    /// The `Content-Security-Policy` of a response that sets none.
+    csp: HeaderValue,
 }
 
 impl<S> Layer<S> for EnvelopeLayer {
@@ -69,7 +79,7 @@ impl<S> Layer<S> for EnvelopeLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Envelope {
             inner,
-            metrics: Arc::clone(&self.metrics),
+            shared: Arc::clone(&self.shared),
             timeout: self.timeout,
         }
     }
@@ -79,7 +89,7 @@ impl<S> Layer<S> for EnvelopeLayer {
 #[derive(Clone, Debug)]
 pub struct Envelope<S> {
     inner: S,
-    metrics: Arc<MetricHandles>,
+    shared: Arc<Shared>,
     timeout: Duration,
 }
 
@@ -125,7 +135,7 @@ where
                 method,
                 route,
                 span,
-                metrics: Arc::clone(&self.metrics),
+                shared: Arc::clone(&self.shared),
             }),
         }
     }
@@ -138,7 +148,7 @@ struct Pending {
     method: MethodLabel,
     route: Option<MatchedPath>,
     span: tracing::Span,
-    metrics: Arc<MetricHandles>,
+    shared: Arc<Shared>,
 }
 
 pin_project_lite::pin_project! {
@@ -173,13 +183,13 @@ where
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
                 ready!(timer.as_mut().poll(cx));
-                ApiError {
-                    status: StatusCode::REQUEST_TIMEOUT,
-                    error: "request_timeout",
-                    message: "The request took too long.".into(),
-                    retry_after: None,
-                }
-                .into_response()
+                // The JSON API's error shape (`docs/http.md`), written here: the envelope
+                // knows nothing of the handlers it wraps.
+                let body = serde_json::json!({
+                    "error": "request_timeout",
+                    "message": "The request took too long.",
+                });
+                (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response()
             }
         };
         if let Some(pending) = this.state.take() {
@@ -194,7 +204,8 @@ impl Pending {
         let status = response.status();
         let elapsed = self.start.elapsed();
         let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-        self.metrics
+        self.shared
+            .metrics
             .record(self.method, route, status, elapsed.as_secs_f64());
 
         let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
@@ -206,7 +217,7 @@ impl Pending {
 
         let headers = response.headers_mut();
         headers.insert(REQUEST_ID, self.id);
-        security_headers(headers);
+        security_headers(headers, &self.shared.csp);
     }
 }
 
@@ -215,11 +226,11 @@ impl Pending {
 /// `Cache-Control: no-store` everywhere (auth answers must never sit in a shared cache),
 /// except where a handler set its own: the public key set and discovery documents, which
 /// verifiers are meant to cache;
-/// a content security policy that allows nothing but the pages' own inline style (by
-/// hash) and form posts to this origin (a login or logout form that sends the browser back
-/// to an application sets its own, naming that origin too); no framing, no sniffing, no
-/// referrer to others.
-fn security_headers(h: &mut HeaderMap) {
+/// a content security policy, `csp` (the router's allows nothing but the pages' own inline
+/// style, by hash, and form posts to this origin), unless the handler set its own (a login
+/// or logout form that sends the browser back to an application names that origin too); no
+/// framing, no sniffing, no referrer to others.
+fn security_headers(h: &mut HeaderMap, csp: &HeaderValue) {
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     h.insert(
@@ -232,7 +243,7 @@ fn security_headers(h: &mut HeaderMap) {
         HeaderValue::from_static("same-origin"),
     );
     h.entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert_with(|| pages::content_security_policy().clone());
+        .or_insert_with(|| csp.clone());
 }
 
 /// The method as a metric label: the standard ones by name, anything else as `other`, so
@@ -330,7 +341,10 @@ mod tests {
                     "never"
                 }),
             )
-            .layer(EnvelopeLayer::new(timeout))
+            .layer(EnvelopeLayer::new(
+                timeout,
+                HeaderValue::from_static("default-src 'none'"),
+            ))
     }
 
     async fn get_status(router: Router, path: &str) -> (StatusCode, HeaderMap, String) {
@@ -365,6 +379,7 @@ mod tests {
         let (status, headers, body) = get_status(router.clone(), "/fast").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "fast"));
         assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], "default-src 'none'");
         let (status, _, body) = get_status(router, "/wait").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "waited"));
     }
