@@ -12,10 +12,9 @@ use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection};
 use axum::extract::{Form, FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use countersign::auth::{Auth, Method, Principal, RefreshError};
+use countersign::auth::{Method, Principal, RefreshError};
 use countersign::password::Password;
 use countersign::session::SessionKey;
-use countersign::store::StoreError;
 use countersign::user::UserId;
 use countersign_axum::{Admin, Authenticated, RequireRole};
 use serde::de::DeserializeOwned;
@@ -114,20 +113,8 @@ where
     }
 }
 
-/// The user id of a principal: from the credential, or (for a token made elsewhere that
-/// names only a `username`, as the seeds' PyJWT tokens do) by name.
-///
-/// # Errors
-/// When the user store fails.
-pub async fn user_id_of(auth: &Auth, principal: &Principal) -> Result<Option<UserId>, StoreError> {
-    if let Some(id) = principal.user_id {
-        return Ok(Some(id));
-    }
-    Ok(auth.user_by_name(&principal.username).await?.map(|u| u.id))
-}
-
 async fn require_user_id(app: &App, principal: &Principal) -> Result<UserId, ApiError> {
-    user_id_of(app.engine(), principal).await?.ok_or_else(|| {
+    app.user_id_of(principal).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,
             "insufficient_scope",

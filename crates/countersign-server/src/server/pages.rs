@@ -27,7 +27,6 @@ use countersign_axum::{
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::api::user_id_of;
 use super::app::see_other;
 use super::state::{App, ClientAddr, UserAgent};
 use super::error::{BUSY_RETRY_AFTER_SECS, INVALID_CREDENTIALS};
@@ -631,7 +630,7 @@ pub async fn sessions(
     let Some(principal) = user else {
         return see_other("/login");
     };
-    let id = match user_id_of(app.engine(), &principal).await {
+    let id = match app.user_id_of(&principal).await {
         Ok(Some(id)) => id,
         Ok(None) => return see_other("/login"),
         Err(e) => return store_failure(&app, &e),
@@ -690,7 +689,7 @@ pub async fn revoke_session(
             "That is not a session id.",
         );
     };
-    let id = match user_id_of(app.engine(), &principal).await {
+    let id = match app.user_id_of(&principal).await {
         Ok(Some(id)) => id,
         Ok(None) => return see_other("/login"),
         Err(e) => return store_failure(&app, &e),
@@ -717,7 +716,7 @@ pub async fn revoke_all(
     let Some(principal) = user else {
         return see_other("/login");
     };
-    let id = match user_id_of(app.engine(), &principal).await {
+    let id = match app.user_id_of(&principal).await {
         Ok(Some(id)) => id,
         Ok(None) => return see_other("/login"),
         Err(e) => return store_failure(&app, &e),

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use countersign::auth::{Auth, AuthConfig};
+use countersign::auth::{Auth, AuthConfig, Principal};
 use countersign::clock::Clock;
 use countersign::keys::KeyRing;
 use countersign::password::{Hasher, HashingPool};
-use countersign::store::{EphemeralStore, UserStore};
+use countersign::store::{EphemeralStore, StoreError, UserStore};
+use countersign::user::UserId;
 use countersign_axum::{AuthState, CookieConfig};
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -115,6 +116,22 @@ impl App {
     /// Whether `/register` is open.
     pub fn registration_open(&self) -> bool {
         self.site.registration_open
+    }
+
+    /// The user id of a principal: from the credential, or (for a token made elsewhere that
+    /// names only a `username`, as the seeds' PyJWT tokens do) by name.
+    ///
+    /// # Errors
+    /// When the user store fails.
+    pub async fn user_id_of(&self, principal: &Principal) -> Result<Option<UserId>, StoreError> {
+        if let Some(id) = principal.user_id {
+            return Ok(Some(id));
+        }
+        Ok(self
+            .engine()
+            .user_by_name(&principal.username)
+            .await?
+            .map(|u| u.id))
     }
 }
 
