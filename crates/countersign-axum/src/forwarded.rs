@@ -511,12 +511,10 @@ mod tests {
         let o = resolve(
             "::1",
             "::1/128",
-            &[
-                (
-                    "forwarded",
-                    r#"for=198.51.100.66, for="[2001:db8:cafe::17]:4711";proto=https;host=app.test"#,
-                ),
-            ],
+            &[(
+                "forwarded",
+                r#"for=198.51.100.66, for="[2001:db8:cafe::17]:4711";proto=https;host=app.test"#,
+            )],
         );
         assert_eq!(o.client, Some("2001:db8:cafe::17".parse().unwrap()));
         assert_eq!(o.scheme, "https");
@@ -537,7 +535,10 @@ mod tests {
             ],
         );
         assert_eq!(o.client, Some("203.0.113.7".parse().unwrap()));
-        assert_eq!(o.scheme, "http", "no mixing: proto comes from the same family");
+        assert_eq!(
+            o.scheme, "http",
+            "no mixing: proto comes from the same family"
+        );
         assert_eq!(o.host.as_deref(), Some("app.test"));
     }
 

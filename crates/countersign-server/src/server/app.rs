@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use countersign_axum::CsrfLayer;
 use tower::ServiceBuilder;
@@ -106,9 +104,4 @@ pub fn router(app: App) -> Router {
                 .layer(csrf),
         )
         .with_state(app)
-}
-
-/// A 303 to `location`.
-pub fn see_other(location: &'static str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }

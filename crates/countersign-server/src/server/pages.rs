@@ -6,72 +6,37 @@
 //! once logged in, else a pre-session token paired with a signed cookie (against login
 //! CSRF). The guard in `countersign-axum` checks it before any handler here runs.
 
-use std::sync::LazyLock;
-
 use askama::Template;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use base64::Engine as _;
+use axum::response::Response;
 use countersign::auth::{AccountError, Method, Principal};
 use countersign::password::{Password, PasswordError};
 use countersign::session::SessionKey;
-use countersign::store::StoreError;
-use countersign::user::{Role, User};
+use countersign::user::Role;
 use countersign_axum::{
-    AuthRejection, MaybeAuthenticated, csrf_token_for, issue_pre_session_csrf, pre_session_csrf,
-    read_cookie, wants_html,
+    AuthRejection, MaybeAuthenticated, csrf_token_for, issue_pre_session_csrf, read_cookie,
+    wants_html,
 };
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use super::app::see_other;
-use super::state::{App, ClientAddr, UserAgent};
 use super::error::{BUSY_RETRY_AFTER_SECS, INVALID_CREDENTIALS};
 use super::login::{self, Outcome, Via};
+use super::state::{App, ClientAddr, UserAgent};
 use crate::display::format_utc;
 
+mod common;
 mod logout;
 mod setup;
+use common::{
+    Nav, form_csrf, render, sentence, signed_in, store_failure, with_cookie, with_header,
+};
+pub use common::{STYLE, content_security_policy, error_page, see_other};
 pub use logout::{LogoutForm, ReturnQuery, logout_page};
 use logout::{allow_form_target, back_to, checked_rd};
 pub use setup::{SetupForm, SetupQuery, setup, setup_form};
-
-/// The pages' stylesheet, inlined in every page.
-pub const STYLE: &str = include_str!("../../templates/style.css");
-
-/// The `Content-Security-Policy` of every response: nothing loads, runs or frames; the
-/// only style is the inline sheet above, allowed by its hash; forms post only here.
-/// Computed once: it depends only on the stylesheet compiled in.
-pub fn content_security_policy() -> &'static HeaderValue {
-    static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
-        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
-        let text = format!(
-            "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'"
-        );
-        // Invariant: ASCII text and base64, always a valid header value.
-        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("default-src 'none'"))
-    });
-    &CSP
-}
-
-/// The navigation bar.
-struct Nav<'a> {
-    username: Option<&'a str>,
-    registration_open: bool,
-}
-
-impl<'a> Nav<'a> {
-    fn new(app: &App, principal: Option<&'a Principal>) -> Self {
-        Self {
-            username: principal.map(|p| p.username.as_str()),
-            registration_open: app.registration_open(),
-        }
-    }
-}
 
 /// A login or registration form as shown.
 struct FormView<'a> {
@@ -120,79 +85,6 @@ struct SessionsPage<'a> {
     nav: Nav<'a>,
     sessions: Vec<SessionRow>,
     csrf_token: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    nav: Nav<'a>,
-    title: &'a str,
-    message: &'a str,
-}
-
-/// Render a page with `status`. A template error (never expected: the templates are
-/// checked at compile time) is a plain 500.
-fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-        }
-    }
-}
-
-/// An error page.
-pub fn error_page(app: &App, status: StatusCode, title: &str, message: &str) -> Response {
-    render(
-        status,
-        &ErrorPage {
-            nav: Nav::new(app, None),
-            title,
-            message,
-        },
-    )
-}
-
-/// The page for a store failure: 503 with `Retry-After` when the store is unreachable.
-fn store_failure(app: &App, e: &StoreError) -> Response {
-    tracing::error!(error = %e, "store failure");
-    let mut response = error_page(
-        app,
-        if e.is_unavailable() {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        },
-        "Temporarily unavailable",
-        "Something went wrong on our side. Please try again shortly.",
-    );
-    if e.is_unavailable() {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(BUSY_RETRY_AFTER_SECS),
-        );
-    }
-    response
-}
-
-fn with_header(mut response: Response, name: header::HeaderName, value: HeaderValue) -> Response {
-    response.headers_mut().append(name, value);
-    response
-}
-
-/// A CSRF token for a form shown to `principal`: the session's, else the pre-session
-/// token of the cookie the browser holds while it is good (a second tab must not break
-/// the first), else a new pre-session pair (whose cookie the response must set).
-fn form_csrf(
-    app: &App,
-    principal: Option<&Principal>,
-    headers: &HeaderMap,
-) -> (Option<HeaderValue>, String) {
-    match principal.and_then(csrf_token_for) {
-        Some(token) => (None, token.to_owned()),
-        None => pre_session_csrf(&app.auth, headers),
-    }
 }
 
 /// What a browser is told when a form it posted failed the CSRF check: the form again for
@@ -254,14 +146,6 @@ pub const COOKIE_DROPPED: &str = "Your browser did not send back the cookie this
     localhost/127.0.0.1: reach this server through HTTPS (a TLS proxy in front, started \
     with --trusted-proxies and --public-url), or, for development only, start it with \
     --insecure-cookies. Check also that cookies are not blocked for this site.";
-
-/// `page` with the pre-session CSRF cookie, when one was issued for its form.
-fn with_cookie(page: Response, cookie: Option<HeaderValue>) -> Response {
-    match cookie {
-        Some(c) => with_header(page, header::SET_COOKIE, c),
-        None => page,
-    }
-}
 
 /// `GET /`: "Logged in as {username}" with a logout button, or "You are not logged in"
 /// with the login form.
@@ -585,40 +469,6 @@ pub async fn register(
     tracing::info!(user = %user.username, "account registered");
     metrics::counter!("countersign_registrations_total").increment(1);
     signed_in(&app, current.as_ref(), &user, &user_agent, &address).await
-}
-
-/// A new session for `user` (the request's old one ends: fixation), then 303 to `/`.
-async fn signed_in(
-    app: &App,
-    current: Option<&Principal>,
-    user: &User,
-    user_agent: &str,
-    address: &str,
-) -> Response {
-    match countersign_axum::sign_in(&app.auth, current, user, user_agent, address).await {
-        Ok(cookies) => {
-            let mut response = see_other("/");
-            cookies.apply(&mut response);
-            super::flask::write_back(app, user, &mut response);
-            response
-        }
-        Err(e) => store_failure(app, &e),
-    }
-}
-
-/// An error's message as a sentence: capitalised, with a full stop.
-fn sentence(e: &impl std::fmt::Display) -> String {
-    let text = e.to_string();
-    let mut chars = text.chars();
-    let mut out: String = chars
-        .next()
-        .map(|c| c.to_uppercase().collect())
-        .unwrap_or_default();
-    out.push_str(chars.as_str());
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }
 
 /// `GET /account/sessions`: my sessions, each with an "End" button, and "Log out

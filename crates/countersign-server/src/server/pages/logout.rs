@@ -12,8 +12,8 @@ use axum::response::Response;
 use countersign_axum::{MaybeAuthenticated, csrf_token_for};
 use serde::Deserialize;
 
-use super::{Nav, error_page, render};
-use crate::server::app::{App, see_other};
+use super::common::{Nav, content_security_policy, error_page, render, see_other};
+use crate::server::state::App;
 
 /// `?rd=URL`: where to go afterwards.
 #[derive(Debug, Default, Deserialize)]
@@ -63,7 +63,7 @@ pub(super) fn allow_form_target(mut page: Response, return_to: Option<&str>) -> 
     else {
         return page;
     };
-    let Ok(base) = super::content_security_policy().to_str() else {
+    let Ok(base) = content_security_policy().to_str() else {
         return page;
     };
     let csp = base.replacen(

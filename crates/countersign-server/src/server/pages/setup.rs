@@ -19,10 +19,11 @@ use countersign::setup::SetupError;
 use countersign_axum::MaybeAuthenticated;
 use serde::Deserialize;
 
-use super::{
-    BUSY_RETRY_AFTER_SECS, Nav, error_page, form_csrf, render, sentence, signed_in, store_failure,
-    with_cookie, with_header,
+use super::common::{
+    Nav, error_page, form_csrf, render, sentence, signed_in, store_failure, with_cookie,
+    with_header,
 };
+use crate::server::error::BUSY_RETRY_AFTER_SECS;
 use crate::server::state::{App, ClientAddr, UserAgent};
 
 #[derive(Template)]
