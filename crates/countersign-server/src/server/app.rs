@@ -18,8 +18,8 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::envelope::EnvelopeLayer;
-use super::{api, ops, pages, wellknown};
 pub use super::state::{App, ClientAddr, Site, UserAgent};
+use super::{api, ops, pages, wellknown};
 
 /// How long a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

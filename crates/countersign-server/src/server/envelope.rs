@@ -25,8 +25,8 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
 use axum::Json;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse as _;
 use axum::response::Response;
@@ -379,7 +379,10 @@ mod tests {
         let (status, headers, body) = get_status(router.clone(), "/fast").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "fast"));
         assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
-        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], "default-src 'none'");
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            "default-src 'none'"
+        );
         let (status, _, body) = get_status(router, "/wait").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "waited"));
     }

@@ -134,4 +134,3 @@ impl App {
             .map(|u| u.id))
     }
 }
-

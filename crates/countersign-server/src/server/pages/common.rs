@@ -106,7 +106,11 @@ pub(super) fn store_failure(app: &App, e: &StoreError) -> Response {
 }
 
 /// `response` with one more header.
-pub(super) fn with_header(mut response: Response, name: header::HeaderName, value: HeaderValue) -> Response {
+pub(super) fn with_header(
+    mut response: Response,
+    name: header::HeaderName,
+    value: HeaderValue,
+) -> Response {
     response.headers_mut().append(name, value);
     response
 }
