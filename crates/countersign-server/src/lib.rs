@@ -12,15 +12,14 @@
 #![warn(missing_docs)]
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
-
-use countersign::clock::Clock;
 
 pub mod access;
 pub mod cli;
 pub mod commands;
 pub mod config;
+mod context;
 pub mod display;
 mod flask_settings;
 pub mod redirect;
@@ -29,31 +28,9 @@ pub mod settings;
 pub mod signing;
 pub mod storage;
 
+pub use context::{Context, EXIT_NEGATIVE, EXIT_USAGE};
+
 use crate::cli::{Cli, Command, KeysCommand, SessionCommand, TokenCommand, UserCommand};
-use crate::config::Env;
-
-/// Exit status of a negative answer (e.g. `token verify` of a bad token).
-pub const EXIT_NEGATIVE: u8 = 1;
-
-/// Exit status of a usage or configuration error.
-pub const EXIT_USAGE: u8 = 2;
-
-/// Everything a command may touch outside its arguments.
-///
-/// The binary passes the wall clock, the process environment and the standard streams;
-/// tests pass a `ManualClock`, a map and byte buffers. Nothing reads a global.
-pub struct Context<'a> {
-    /// The current time (the binary passes `SystemClock`).
-    pub clock: &'a dyn Clock,
-    /// Environment variables (the binary passes [`config::ProcessEnv`]).
-    pub env: &'a dyn Env,
-    /// Standard input (read by `token verify -` and `token decode -`).
-    pub stdin: &'a mut dyn Read,
-    /// Standard output: the answer (a key, a token, JSON).
-    pub stdout: &'a mut dyn Write,
-    /// Standard error: reasons, warnings, banners.
-    pub stderr: &'a mut dyn Write,
-}
 
 /// Parse `args` (the program name first, as in `std::env::args_os`) and run the command.
 ///
