@@ -161,6 +161,8 @@ mod tests {
         clock.advance(60);
         assert_eq!(rx.recv().await.unwrap().unwrap(), UnixTime(1_800_000_060));
         sweeper.abort();
-        assert_eq!(store.passes.load(Ordering::SeqCst), 2);
+        // A loaded machine may let the 1 ms ticker run once more before the abort; what
+        // counts is that the retry came and carried the clock's time.
+        assert!(store.passes.load(Ordering::SeqCst) >= 2);
     }
 }
