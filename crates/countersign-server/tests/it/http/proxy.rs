@@ -190,13 +190,14 @@ async fn a_trusted_proxy_names_the_client_for_the_session_list() {
             &[("x-forwarded-for", "203.0.113.9, 127.0.0.1")],
             "203.0.113.9",
         ),
-        // RFC 7239 wins over X-Forwarded-For.
+        // The X-Forwarded family wins over a Forwarded header the proxy passed through
+        // (nginx, Caddy and Traefik set X-Forwarded-For and leave Forwarded alone).
         (
             &[
                 ("forwarded", "for=203.0.113.20;proto=http"),
                 ("x-forwarded-for", "203.0.113.9"),
             ],
-            "203.0.113.20",
+            "203.0.113.9",
         ),
         (
             &[("forwarded", "for=\"[2001:db8::7]:4711\"")],
