@@ -27,6 +27,39 @@ pub enum RedisError {
         #[source]
         source: redis::RedisError,
     },
+    /// The server's TLS certificate did not verify: signed by a CA the client does not
+    /// trust (not the CA file's, or not one of the public roots), or for another name. The
+    /// connection is never made in plain text instead.
+    #[error(
+        "the TLS certificate of Redis at {url} was refused ({trust}); check the CA file \
+         setting (--redis-ca-file) and the host name in the URL"
+    )]
+    Certificate {
+        /// The URL, password removed.
+        url: String,
+        /// What the certificate was checked against.
+        trust: String,
+        /// What the client said.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The CA file could not be read or holds no certificate.
+    #[error("cannot use the CA file {} for Redis at {url}", path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The URL, password removed.
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A CA file was given for a URL without TLS: it would be ignored.
+    #[error("a CA file is set for Redis at {url}, which is not a TLS URL: use rediss://")]
+    CaFileWithoutTls {
+        /// The URL, password removed.
+        url: String,
+    },
     /// Connecting took longer than the options allow.
     #[error("connecting to Redis at {url} timed out")]
     ConnectTimeout {

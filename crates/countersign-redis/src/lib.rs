@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod invalidations;
 mod keys;
 mod redact;
 mod refresh;
@@ -35,6 +36,7 @@ mod scripts;
 mod sessions;
 mod sweep;
 mod throttle;
+mod tls;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -48,6 +50,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, ServerErrorKind};
 
 pub use error::RedisError;
+pub use invalidations::listen;
 pub use redact::redact_url;
 
 use keys::Keys;
@@ -84,6 +87,9 @@ pub struct RedisOptions {
     /// How many expired records one sweep script looks at (a sweep runs as many batches
     /// as it needs; a smaller batch blocks the server for less time). Default 500.
     pub sweep_batch: usize,
+    /// For `rediss://` URLs: a PEM file of the CA certificates to trust instead of the
+    /// public roots (a managed service's or your own private CA). Default none.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RedisOptions {
@@ -96,6 +102,7 @@ impl Default for RedisOptions {
             reconnect_max_delay: Duration::from_secs(2),
             expiry_grace: Duration::from_secs(60),
             sweep_batch: 500,
+            ca_file: None,
         }
     }
 }
@@ -115,6 +122,11 @@ pub struct RedisStore {
 
 struct Inner {
     conn: ConnectionManager,
+    /// Makes the pub/sub connection of [`listen`].
+    client: redis::Client,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    reconnect_max_delay: Duration,
     keys: Keys,
     scripts: Scripts,
     op_timeout: Duration,
@@ -143,10 +155,7 @@ impl fmt::Debug for RedisStore {
 /// redacted.
 pub async fn connect(url: &str, opts: &RedisOptions) -> Result<RedisStore, RedisError> {
     let redacted = redact_url(url);
-    let client = redis::Client::open(url).map_err(|source| RedisError::InvalidUrl {
-        url: redacted.clone(),
-        source,
-    })?;
+    let client = tls::client(url, &redacted, opts)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(opts.connect_timeout))
         .set_response_timeout(Some(opts.command_timeout))
@@ -163,22 +172,24 @@ pub async fn connect(url: &str, opts: &RedisOptions) -> Result<RedisStore, Redis
         .saturating_add(opts.reconnect_max_delay)
         .saturating_mul(attempts)
         .saturating_add(opts.command_timeout);
-    let mut conn =
-        match tokio::time::timeout(first, ConnectionManager::new_with_config(client, config)).await
-        {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(source)) => {
-                return Err(RedisError::Connect {
-                    url: redacted,
-                    source,
-                });
-            }
-            Err(_) => return Err(RedisError::ConnectTimeout { url: redacted }),
-        };
+    let mut conn = match tokio::time::timeout(
+        first,
+        ConnectionManager::new_with_config(client.clone(), config),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(source)) => return Err(tls::connect_error(redacted, opts, source)),
+        Err(_) => return Err(RedisError::ConnectTimeout { url: redacted }),
+    };
     check_version(&mut conn, &redacted, opts.operation_timeout()).await?;
     Ok(RedisStore {
         inner: Arc::new(Inner {
             conn,
+            client,
+            connect_timeout: opts.connect_timeout,
+            command_timeout: opts.command_timeout,
+            reconnect_max_delay: opts.reconnect_max_delay,
             keys: Keys::new(&opts.key_prefix),
             scripts: Scripts::new(opts.expiry_grace),
             op_timeout: opts.operation_timeout(),

@@ -172,4 +172,9 @@ impl SessionStore for RedisStore {
         let _: String = self.run(redis::cmd("PING").query_async(&mut conn)).await?;
         Ok(())
     }
+
+    /// Redis pub/sub (`crate::listen` subscribes).
+    fn broadcast(&self) -> Option<std::sync::Arc<dyn countersign::invalidation::Broadcast>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
 }

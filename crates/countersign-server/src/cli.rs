@@ -109,6 +109,11 @@ pub enum UserCommand {
     Remove(UserNameArgs),
     /// Change a user's role and end their sessions and tokens.
     SetRole(UserSetRoleArgs),
+    /// Refuse an account's logins and refreshes and end its sessions and tokens, on every
+    /// server sharing the stores.
+    Disable(UserNameArgs),
+    /// Let a disabled account log in again.
+    Enable(UserNameArgs),
     /// Import users with the password hashes a Flask app stored (CSV with a header, or
     /// JSON lines: username, password_hash, optional role and id), in one transaction.
     Import(UserImportArgs),
@@ -154,6 +159,11 @@ pub struct StorageArgs {
     /// is answered 503 (`250ms`, `1s`) [env: COUNTERSIGN_REDIS_TIMEOUT] [default: 1s]
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub redis_timeout: Option<Duration>,
+    /// For a `rediss://` session store: a PEM file of the CA certificates its server
+    /// certificate must chain to (a private CA) [env: COUNTERSIGN_REDIS_CA_FILE]
+    /// [default: the public root CAs]
+    #[arg(long, value_name = "PATH")]
+    pub redis_ca_file: Option<PathBuf>,
     /// Settings file [env: COUNTERSIGN_CONFIG] [default: ./countersign.toml, if present]
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -188,6 +198,24 @@ pub struct ServeArgs {
     /// 15 minutes before 429 [env: COUNTERSIGN_REGISTRATION_LIMIT] [default: 10]
     #[arg(long, value_name = "N")]
     pub registration_limit: Option<u64>,
+    /// Failed logins allowed for one account name per window before 429; the right
+    /// password is refused too until the window ends [env: COUNTERSIGN_LOGIN_LIMIT]
+    /// [default: 5]
+    #[arg(long, value_name = "N")]
+    pub login_limit: Option<u64>,
+    /// Failed logins allowed from one client address per window before 429
+    /// [env: COUNTERSIGN_LOGIN_ADDRESS_LIMIT] [default: 50]
+    #[arg(long, value_name = "N")]
+    pub login_address_limit: Option<u64>,
+    /// The first window of failed logins (each window that reaches its limit makes the
+    /// next one twice as long), and the window of registration attempts
+    /// [env: COUNTERSIGN_LOGIN_WINDOW] [default: 15m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub login_window: Option<Seconds>,
+    /// The longest window of failed logins the back-off reaches
+    /// [env: COUNTERSIGN_LOGIN_MAX_WINDOW] [default: 24h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub login_max_window: Option<Seconds>,
     /// Log format [env: COUNTERSIGN_LOG_FORMAT] [default: pretty]
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,

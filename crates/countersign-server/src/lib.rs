@@ -66,6 +66,12 @@ where
         Command::User(UserCommand::List(args)) => commands::user::list(&args, ctx)?,
         Command::User(UserCommand::Remove(args)) => commands::user::remove(&args, ctx)?,
         Command::User(UserCommand::SetRole(args)) => commands::user::set_role(&args, ctx)?,
+        Command::User(UserCommand::Disable(args)) => {
+            commands::user::set_disabled(&args, true, ctx)?
+        }
+        Command::User(UserCommand::Enable(args)) => {
+            commands::user::set_disabled(&args, false, ctx)?
+        }
         Command::User(UserCommand::Import(args)) => commands::import::import(&args, ctx)?,
         Command::Session(SessionCommand::List(args)) => commands::session::list(&args, ctx)?,
         Command::Session(SessionCommand::Revoke(args)) => commands::session::revoke(&args, ctx)?,

@@ -40,7 +40,9 @@ use crate::cli::{
 use crate::config::Env;
 
 mod forward;
+mod login;
 pub use forward::{ForwardSettings, rules_in};
+pub use login::MAX_LOGIN_LIMIT;
 
 /// The settings file looked for in the working directory.
 pub const CONFIG_FILE: &str = "countersign.toml";
@@ -147,6 +149,10 @@ struct FileValues {
     insecure_cookies: Option<bool>,
     registration: Option<Registration>,
     registration_limit: Option<u64>,
+    login_limit: Option<u64>,
+    login_address_limit: Option<u64>,
+    login_window: Option<FileDuration>,
+    login_max_window: Option<FileDuration>,
     log_format: Option<LogFormat>,
     access_ttl: Option<FileDuration>,
     session_idle: Option<FileDuration>,
@@ -155,6 +161,7 @@ struct FileValues {
     db_max_connections: Option<u32>,
     redis_prefix: Option<String>,
     redis_timeout: Option<FileTimeout>,
+    redis_ca_file: Option<PathBuf>,
     hash_workers: Option<usize>,
     hash_queue: Option<usize>,
     allowed_origins: Option<Vec<String>>,
@@ -500,10 +507,18 @@ impl StorageConfig {
                                 file_timeout,
                             )?
                             .unwrap_or(DEFAULT_REDIS_TIMEOUT);
+                        let ca_file = l.pick(
+                            (args.redis_ca_file.clone(), "redis-ca-file"),
+                            "COUNTERSIGN_REDIS_CA_FILE",
+                            |s| Ok(PathBuf::from(s)),
+                            (v.redis_ca_file.as_ref(), "redis_ca_file"),
+                            |p| Ok(l.file.path_value(p)),
+                        )?;
                         SessionStoreConfig::Redis(RedisConfig {
                             url: DatabaseUrl(url),
                             key_prefix,
                             timeout,
+                            ca_file,
                         })
                     }
                 }
@@ -544,6 +559,9 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// Bound on one connection attempt and on one command (`--redis-timeout`).
     pub timeout: Duration,
+    /// The CA certificates a `rediss://` server's certificate must chain to
+    /// (`--redis-ca-file`); `None` is the public roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Everything `serve` runs with, checked.
@@ -973,10 +991,14 @@ impl ServeConfig {
                 v.flask.as_ref(),
                 |key| file.origin(key),
             )?,
-            throttle: ThrottlePolicy {
-                registrations_per_address,
-                ..d.throttle
-            },
+            throttle: login::resolve(
+                args,
+                &l,
+                ThrottlePolicy {
+                    registrations_per_address,
+                    ..d.throttle
+                },
+            )?,
             ..d
         })
     }
@@ -1007,19 +1029,13 @@ enum StoreKind {
     Redis,
 }
 
-/// `--session-store`: `database`, or a Redis URL (`redis://`, `unix://`,
-/// `redis+unix://`). `rediss://` is refused here: TLS to Redis is not compiled in. The
-/// messages never quote the URL (it may hold a password).
+/// `--session-store`: `database`, or a Redis URL (`redis://`, `rediss://` for TLS,
+/// `unix://`, `redis+unix://`). The messages never quote the URL (it may hold a
+/// password).
 fn session_store_kind(url: &str, origin: Origin) -> Result<StoreKind, SettingsError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
-        Some("redis" | "unix" | "redis+unix") => Ok(StoreKind::Redis),
-        Some("rediss") => Err(SettingsError::Unsupported {
-            origin,
-            message: "TLS to Redis (rediss://) is not supported yet; use redis:// on a \
-                      private network, or a local TLS proxy"
-                .to_owned(),
-        }),
+        Some("redis" | "rediss" | "unix" | "redis+unix") => Ok(StoreKind::Redis),
         _ if url.eq_ignore_ascii_case("database") => Ok(StoreKind::Database),
         _ => Err(SettingsError::Invalid {
             origin,
@@ -1229,9 +1245,22 @@ mod tests {
         };
         assert_eq!(r.timeout, Duration::from_secs(2));
 
-        let e = resolve(&["--session-store", "rediss://:hunter2@x"], &[], "").unwrap_err();
-        assert!(matches!(e, SettingsError::Unsupported { .. }), "{e}");
-        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let c = resolve(
+            &[
+                "--session-store",
+                "rediss://:hunter2@x",
+                "--redis-ca-file",
+                "ca.pem",
+            ],
+            &[],
+            "",
+        )
+        .unwrap();
+        let SessionStoreConfig::Redis(r) = &c.storage.session_store else {
+            panic!("{c:?}")
+        };
+        assert_eq!(r.ca_file.as_deref(), Some(Path::new("ca.pem")));
+        assert!(!format!("{c:?}").contains("hunter2"));
         let e = resolve(&["--session-store", "memcached://x"], &[], "").unwrap_err();
         assert!(matches!(e, SettingsError::Invalid { .. }), "{e}");
         let e = resolve(

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use countersign::clock::Clock;
+use countersign::invalidation::Receiver;
 use countersign::store::{EphemeralStore, UserStore};
 use countersign::sweep::continuously_delete_expired;
 use countersign_redis::{RedisOptions, RedisStore};
@@ -105,6 +106,27 @@ impl Stores {
         sweepers
     }
 
+    /// Listen for the session store's invalidations in the background and deliver them to
+    /// `receiver` (the engine), when the session store has a channel: Redis pub/sub, or
+    /// PostgreSQL `LISTEN` when the sessions are in PostgreSQL. Until the listener is
+    /// subscribed, and whenever it is not, the engine reads the store for every request.
+    /// `None` on SQLite: one process, nothing to hear. Abort the handle to stop.
+    pub fn spawn_invalidation_listener(
+        &self,
+        receiver: Arc<dyn Receiver>,
+    ) -> Option<JoinHandle<()>> {
+        match (&self.redis, &self.sql) {
+            (Some(redis), _) => Some(tokio::spawn(countersign_redis::listen(
+                redis.clone(),
+                receiver,
+            ))),
+            (None, SqlStore::Postgres(pg)) => {
+                Some(tokio::spawn(countersign_sql::listen(pg.clone(), receiver)))
+            }
+            (None, _) => None,
+        }
+    }
+
     /// Close the database connections, waiting for those in use. (The Redis connection
     /// closes when the last clone of the store drops.)
     pub async fn close(&self) {
@@ -133,6 +155,7 @@ async fn open_redis(config: &RedisConfig) -> anyhow::Result<RedisStore> {
     opts.key_prefix.clone_from(&config.key_prefix);
     opts.connect_timeout = config.timeout;
     opts.command_timeout = config.timeout;
+    opts.ca_file.clone_from(&config.ca_file);
     // The error names the URL redacted.
     Ok(countersign_redis::connect(config.url.expose(), &opts).await?)
 }

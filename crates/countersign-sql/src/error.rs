@@ -35,6 +35,29 @@ pub enum SqlError {
         #[source]
         source: sqlx::Error,
     },
+    /// TLS was required (`sslmode=require`, `verify-ca`, `verify-full`) and the server's
+    /// certificate did not verify: not signed by a trusted CA (`sslrootcert`, else the
+    /// public roots), or not for the host in the URL. Nothing falls back to plain text.
+    #[error(
+        "the TLS certificate of the database at {url} was refused; check sslmode, sslrootcert \
+         and the host name in the URL"
+    )]
+    Certificate {
+        /// The URL, redacted.
+        url: String,
+        /// What the driver said.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// TLS was required and the server does not offer it.
+    #[error("the database at {url} does not offer TLS, which its sslmode requires")]
+    NoTls {
+        /// The URL, redacted.
+        url: String,
+        /// What the driver said.
+        #[source]
+        source: sqlx::Error,
+    },
     /// The database could not be reached or opened.
     #[error("cannot open the database at {url}")]
     Connect {
@@ -65,6 +88,25 @@ pub enum SqlError {
 }
 
 /// PostgreSQL `unique_violation`.
+/// A failed connection, as [`SqlError::Certificate`] or [`SqlError::NoTls`] when TLS was
+/// why, else [`SqlError::Connect`].
+pub(crate) fn connect_error(url: String, source: sqlx::Error) -> SqlError {
+    let mut text = String::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+    while let Some(e) = next {
+        text.push_str(&e.to_string());
+        text.push('\n');
+        next = e.source();
+    }
+    if text.contains("does not support TLS") {
+        SqlError::NoTls { url, source }
+    } else if text.contains("certificate") || text.contains("UnknownIssuer") {
+        SqlError::Certificate { url, source }
+    } else {
+        SqlError::Connect { url, source }
+    }
+}
+
 const PG_UNIQUE_VIOLATION: &str = "23505";
 /// SQLite `SQLITE_CONSTRAINT_UNIQUE` and `SQLITE_CONSTRAINT_PRIMARYKEY` (extended codes).
 const SQLITE_UNIQUE_VIOLATION: [&str; 2] = ["2067", "1555"];

@@ -59,6 +59,7 @@ use countersign::sweep::{Sweep, SweepReport};
 use countersign::user::{NewUser, Role, User, UserId};
 
 mod error;
+mod invalidations;
 mod migrate;
 mod postgres;
 mod rows;
@@ -68,6 +69,7 @@ mod store_impl;
 
 pub use countersign::redact::redacted_url;
 pub use error::SqlError;
+pub use invalidations::listen;
 pub use postgres::PgStore;
 pub use sqlite::{DB_FILE, SqliteStore};
 /// The sqlx this crate is built on, for the pools the stores expose.
@@ -292,6 +294,13 @@ impl SessionStore for SqlStore {
     }
     async fn ping_sessions(&self) -> StoreResult<()> {
         dispatch!(self.ping_sessions())
+    }
+    /// PostgreSQL `NOTIFY` ([`listen`] listens); SQLite has no channel.
+    fn broadcast(&self) -> Option<std::sync::Arc<dyn countersign::invalidation::Broadcast>> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(pg) => Some(std::sync::Arc::new(pg.clone())),
+        }
     }
 }
 

@@ -54,10 +54,7 @@ impl PgStore {
             url: shown.clone(),
             source,
         })?;
-        let connect_err = |source| SqlError::Connect {
-            url: shown.clone(),
-            source,
-        };
+        let connect_err = |source| crate::error::connect_error(shown.clone(), source);
         // One connection by hand first: the pool retries a refused connection until its
         // acquire timeout and then reports only "pool timed out", where this reports
         // "connection refused", "password authentication failed", "database … does not

@@ -95,6 +95,7 @@ pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod flask;
+pub mod invalidation;
 pub mod jwt;
 pub mod keys;
 pub mod memory;

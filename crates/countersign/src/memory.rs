@@ -3,12 +3,13 @@
 //! microseconds and never across an await.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use async_trait::async_trait;
 
 use crate::attempts::{self, AttemptCounter, AttemptLimit, AttemptWindow, Reservation, Settlement};
 use crate::clock::UnixTime;
+use crate::invalidation::{Broadcast, Receiver};
 use crate::password::PasswordHash;
 use crate::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
 use crate::session::{SessionKey, SessionRecord};
@@ -37,6 +38,29 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    channel: Option<Arc<Channel>>,
+}
+
+/// The in-process broadcast of [`MemoryStore::with_channel`]: delivers each message, at
+/// once, to every receiver still alive.
+#[derive(Default)]
+struct Channel {
+    receivers: Mutex<Vec<Weak<dyn Receiver>>>,
+}
+
+#[async_trait]
+impl Broadcast for Channel {
+    async fn publish(&self, message: &str) -> StoreResult<()> {
+        let receivers: Vec<_> = {
+            let mut g = self.receivers.lock().unwrap_or_else(|p| p.into_inner());
+            g.retain(|r| r.strong_count() > 0);
+            g.iter().filter_map(Weak::upgrade).collect()
+        };
+        for r in receivers {
+            r.received(message);
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -49,6 +73,31 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store with an in-process invalidation channel: several services over it
+    /// (as several instances over one Redis) tell each other of revocations once each
+    /// [`listen`](Self::listen)s. A service over it that does not listen never uses its
+    /// cache.
+    pub fn with_channel() -> Self {
+        Self {
+            channel: Some(Arc::default()),
+            ..Self::default()
+        }
+    }
+
+    /// Deliver this store's invalidations to `receiver` from now on (it is told it is
+    /// subscribed at once). Does nothing for a store made without a channel. The store
+    /// holds the receiver weakly.
+    pub fn listen(&self, receiver: &Arc<dyn Receiver>) {
+        if let Some(channel) = &self.channel {
+            channel
+                .receivers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Arc::downgrade(receiver));
+            receiver.subscribed();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -349,6 +398,12 @@ impl SessionStore for MemoryStore {
 
     async fn ping_sessions(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    fn broadcast(&self) -> Option<Arc<dyn Broadcast>> {
+        self.channel
+            .as_ref()
+            .map(|c| Arc::clone(c) as Arc<dyn Broadcast>)
     }
 }
 

@@ -146,6 +146,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn sweep_sessions(&self, now: UnixTime) -> StoreResult<u64>;
     /// Whether the store answers (for `/readyz`).
     async fn ping_sessions(&self) -> StoreResult<()>;
+    /// The channel on which revocations are published to every process using this store
+    /// ([`crate::invalidation`]), if it has one. None (the default) means other processes
+    /// see changes only when their cache entries expire.
+    fn broadcast(&self) -> Option<std::sync::Arc<dyn crate::invalidation::Broadcast>> {
+        None
+    }
 }
 
 /// Refresh-token families.

@@ -7,8 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod conformance;
+mod invalidation;
 mod layout;
 mod outage;
 mod redaction;
 mod support;
 mod sweep;
+mod tls;

@@ -1,4 +1,4 @@
-//! `countersign user add | passwd | list | remove | set-role`.
+//! `countersign user add | passwd | list | remove | set-role | disable | enable`.
 //!
 //! Every change goes through the engine, so removing a user, changing a password or a
 //! role ends that user's sessions, refresh tokens and access tokens. Works while the server
@@ -88,6 +88,7 @@ pub fn list(args: &StorageArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCod
         "USERNAME".to_owned(),
         "ROLE".to_owned(),
         "CREATED".to_owned(),
+        "STATUS".to_owned(),
     ]];
     rows.extend(users?.into_iter().map(|u| {
         vec![
@@ -95,6 +96,7 @@ pub fn list(args: &StorageArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCod
             u.username.to_string(),
             u.role.to_string(),
             format_utc(u.created_at),
+            if u.disabled { "disabled" } else { "active" }.to_owned(),
         ]
     }));
     write_table(ctx.stdout, &rows)?;
@@ -148,6 +150,47 @@ pub fn set_role(args: &UserSetRoleArgs, ctx: &mut Context<'_>) -> anyhow::Result
                 "{} now has role {role}; their sessions and tokens are ended",
                 user.username
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(AccountError::NoSuchUser) => negative(ctx, format_args!("no such user: {}", args.name)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `user disable NAME` / `user enable NAME`: disabling ends the user's sessions and tokens
+/// on every server sharing the stores, and refuses their logins until enabled.
+///
+/// # Errors
+/// A storage error.
+pub fn set_disabled(
+    args: &UserNameArgs,
+    disabled: bool,
+    ctx: &mut Context<'_>,
+) -> anyhow::Result<ExitCode> {
+    let admin = Admin::open(&args.storage, ctx, Hashing::None)?;
+    let Some(user) = admin.user(&args.name)? else {
+        admin.close();
+        return negative(ctx, format_args!("no such user: {}", args.name));
+    };
+    let changed = admin.runtime.block_on(async {
+        if disabled {
+            admin.auth.disable_user(user.id).await
+        } else {
+            admin.auth.enable_user(user.id).await
+        }
+    });
+    admin.close();
+    match changed {
+        Ok(()) if disabled => {
+            writeln!(
+                ctx.stdout,
+                "disabled user {}; their sessions and tokens are ended",
+                user.username
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(()) => {
+            writeln!(ctx.stdout, "enabled user {}", user.username)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(AccountError::NoSuchUser) => negative(ctx, format_args!("no such user: {}", args.name)),

@@ -410,6 +410,7 @@ pub async fn list_users(
                 "username": u.username.as_str(),
                 "role": u.role.as_str(),
                 "created_at": rfc3339(u.created_at),
+                "disabled": u.disabled,
             })
         })
         .collect();

@@ -19,7 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::envelope::EnvelopeLayer;
 pub use super::state::{App, ClientAddr, Site, UserAgent};
-use super::{api, ops, pages, wellknown};
+use super::{api, ops, pages, users, wellknown};
 
 /// How long a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,6 +37,8 @@ pub fn router(app: App) -> Router {
         .route("/protected", get(api::protected))
         .route("/api/me", get(api::me))
         .route("/api/users", get(api::list_users))
+        .route("/api/users/{username}/disable", post(users::disable_user))
+        .route("/api/users/{username}/enable", post(users::enable_user))
         .route("/api/sessions", get(api::list_sessions))
         .route("/api/sessions/{id}", delete(api::revoke_session))
         .route("/api/sessions/revoke-all", post(api::revoke_all));

@@ -38,6 +38,7 @@ pub mod ops;
 pub mod pages;
 pub mod state;
 pub mod telemetry;
+pub mod users;
 pub mod wellknown;
 
 pub use app::{App, router};
@@ -133,6 +134,11 @@ pub async fn run(
         "key ring loaded"
     );
     let sweepers = stores.spawn_sweepers(clock);
+    // Revocations made on other instances reach this one's cache (Redis or PostgreSQL
+    // sessions); until subscribed, requests read the store.
+    let invalidations = stores.spawn_invalidation_listener(
+        Arc::clone(app.engine()) as Arc<dyn countersign::invalidation::Receiver>
+    );
 
     let listener = TcpListener::bind(config.addr)
         .await
@@ -188,8 +194,8 @@ pub async fn run(
         served = server.into_future() => served.context("the server failed"),
         never = reload_on_hangup(&mut hangup, &engine, &site.forward, env, &config) => match never {},
     };
-    for sweeper in sweepers {
-        sweeper.abort();
+    for task in sweepers.into_iter().chain(invalidations) {
+        task.abort();
     }
     stores.close().await;
     tracing::info!("stopped");

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use countersign::auth::CacheMode;
 use serde_json::json;
 
 use super::error::ApiError;
@@ -27,7 +28,21 @@ pub struct Health {
     status: &'static str,
 }
 
-/// `GET /readyz`: 200 when the user store and the session store answer, else 503.
+/// The word `/readyz` uses for the hot-path cache ([`CacheMode`]).
+pub fn cache_word(mode: CacheMode) -> &'static str {
+    match mode {
+        CacheMode::Off => "off",
+        CacheMode::Local => "local",
+        CacheMode::Subscribed => "subscribed",
+        // Any later kind: say the cache cannot be trusted to be in use.
+        _ => "bypassed",
+    }
+}
+
+/// `GET /readyz`: 200 when the user store and the session store answer, else 503. `cache`
+/// says how the hot-path cache stands: `subscribed` (push invalidation live), `bypassed`
+/// (not subscribed: every request reads the store; still ready, only slower), `local`
+/// (no channel: SQLite) or `off`.
 pub async fn readyz(State(app): State<App>) -> Response {
     let readiness = app.engine().readiness().await;
     let word = |r: &Result<(), _>| if r.is_ok() { "ok" } else { "unavailable" };
@@ -35,6 +50,7 @@ pub async fn readyz(State(app): State<App>) -> Response {
         "status": if readiness.is_ready() { "ready" } else { "unavailable" },
         "users": word(&readiness.users),
         "sessions": word(&readiness.sessions),
+        "cache": cache_word(app.engine().cache_mode()),
     });
     for e in [readiness.users.err(), readiness.sessions.err()]
         .into_iter()
@@ -58,10 +74,13 @@ pub async fn metrics(State(app): State<App>) -> Response {
     let Some(handle) = &app.site.metrics else {
         return ApiError::not_found("Metrics are not enabled.").into_response();
     };
-    let depth = app.engine().hashing_stats().depth;
+    let stats = app.engine().hashing_stats();
     // Depth is a small count; f64 holds it exactly.
     #[allow(clippy::cast_precision_loss)]
-    metrics::gauge!("countersign_hash_queue_depth").set(depth as f64);
+    metrics::gauge!("countersign_hash_queue_depth").set(stats.depth as f64);
+    metrics::counter!("countersign_password_verifications_total").absolute(stats.verifications);
+    let bypassed = app.engine().cache_mode() == CacheMode::Bypassed;
+    metrics::gauge!("countersign_cache_bypassed").set(if bypassed { 1.0 } else { 0.0 });
     handle.run_upkeep();
     (
         [(

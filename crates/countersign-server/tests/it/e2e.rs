@@ -421,9 +421,14 @@ fn refusals_at_start_exit_2() {
         ),
         (&[], &[("SECRET_KEY", "short")], "countersign keygen"),
         (
-            &["--session-store", "rediss://127.0.0.1:6379"],
+            &[
+                "--session-store",
+                "redis://127.0.0.1:6379",
+                "--redis-ca-file",
+                "ca.pem",
+            ],
             &[],
-            "not supported yet",
+            "use rediss://",
         ),
         (&["--addr", "nonsense"], &[], "--addr"),
     ];

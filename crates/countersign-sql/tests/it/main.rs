@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod checks;
+mod invalidation;
 mod postgres;
 mod redaction;
 mod sqlite;
+mod tls;

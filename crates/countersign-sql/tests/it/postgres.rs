@@ -100,7 +100,7 @@ async fn store_with(opts: &PoolOptions) -> Option<SqlStore> {
     Some(store)
 }
 
-async fn store() -> Option<SqlStore> {
+pub(crate) async fn store() -> Option<SqlStore> {
     store_with(&PoolOptions::default()).await
 }
 

@@ -6,6 +6,7 @@ use super::{AccountError, Auth, LoginError};
 use crate::attempts::{AttemptLimit, Reservation, Settlement};
 use crate::b64;
 use crate::clock::UnixTime;
+use crate::invalidation::Invalidation;
 use crate::password::{Password, PasswordError};
 use crate::store::StoreError;
 use crate::user::{NewUser, Role, User, UserId, Username};
@@ -297,15 +298,23 @@ impl Auth {
         // Tokens issued in this second are revoked too: `iat` has whole seconds.
         let mark = self.now().add_secs(1);
         self.store.revoke_issued_before(user, mark).await?;
-        self.issued_before.put(user, Some(mark));
+        self.issued_before.put(user, Some(mark), self.gate.ticket());
+        // Every instance drops its cached mark now: the user's bearer tokens are refused
+        // everywhere from here on, whatever fails below.
+        self.announce(&[Invalidation::User(user)]).await;
         self.store.revoke_user_families(user).await?;
         // Flask session cookies signed before now are refused by the bridge from now on.
         crate::flask::bridge::record_logout(self, user).await?;
         let listed = self.store.list_user_sessions(user, UnixTime(0)).await?;
         let n = self.store.delete_user_sessions(user).await?;
-        for r in listed {
-            self.sessions.forget(&r.key);
-        }
+        let ended: Vec<_> = listed
+            .into_iter()
+            .map(|r| {
+                self.sessions.forget(&r.key);
+                Invalidation::Session(r.key)
+            })
+            .collect();
+        self.announce(&ended).await;
         Ok(n)
     }
 }

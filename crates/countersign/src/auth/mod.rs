@@ -5,9 +5,13 @@
 //! # Caching and propagation
 //! The hot paths (a bearer token's revocation checks, a session cookie's record) read a
 //! small in-process cache whose entries live `cache_ttl` (default 1 s). Changes made by
-//! this process update the cache at once; changes made by another instance or by the CLI
-//! are seen within `cache_ttl`. Setting it to zero reads the store on every request. The
-//! trade-off is written up in `docs/decisions.md`.
+//! this process update the cache at once. When the session store has a broadcast channel
+//! (Redis, PostgreSQL), every revocation is also published to every instance, which drops
+//! the entries it names ([`crate::invalidation`]); while an instance is not subscribed it
+//! reads the store for every request ([`CacheMode::Bypassed`]). Without a channel
+//! (SQLite, memory), changes made by another process are seen within `cache_ttl`. Setting
+//! it to zero reads the store on every request. The trade-off is written up in
+//! `docs/decisions.md`.
 
 mod accounts;
 mod assertion;
@@ -24,6 +28,7 @@ mod testkit;
 mod tokens;
 
 pub use builder::{AuthBuilder, BuildError, DEFAULT_HASHING_QUEUE};
+pub use cache::CacheMode;
 pub use config::{
     ATTEMPT_LEASE_SECS, AuthConfig, DEFAULT_REGISTRATIONS_PER_ADDRESS, ThrottlePolicy,
 };
@@ -37,6 +42,7 @@ use std::sync::{Arc, OnceLock};
 use arc_swap::ArcSwap;
 
 use crate::clock::{Clock, UnixTime};
+use crate::invalidation::{self, Broadcast, Invalidation, Receiver};
 use crate::jwt::TokenKeys;
 use crate::keys::{KeyRing, Purpose, Subkey};
 use crate::password::{HashingPool, HashingStats};
@@ -46,7 +52,7 @@ use crate::setup::SetupToken;
 use crate::store::{EphemeralStore, StoreError, UserStore};
 use crate::user::UserId;
 
-use cache::TtlCache;
+use cache::{Gate, TtlCache};
 
 /// What is derived from a key ring; swapped as a whole on reload.
 struct Keys {
@@ -78,6 +84,10 @@ pub struct Auth {
     store: Arc<dyn EphemeralStore>,
     pool: HashingPool,
     clock: Arc<dyn Clock>,
+    /// Where revocations are published, when the session store has a channel.
+    broadcast: Option<Arc<dyn Broadcast>>,
+    /// Whether the caches may be used (see [`Receiver`]).
+    gate: Arc<Gate>,
     sessions: TtlCache<SessionKey, Option<Arc<SessionRecord>>>,
     issued_before: TtlCache<UserId, Option<UnixTime>>,
     denied: TtlCache<String, bool>,
@@ -105,6 +115,8 @@ impl Auth {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let ttl = config.cache_ttl;
+        let broadcast = store.broadcast();
+        let gate = Gate::new(broadcast.is_some());
         Self {
             keys: ArcSwap::from_pointee(Keys::new(ring)),
             token_keys: ArcSwap::from_pointee(TokenKeys::default()),
@@ -112,9 +124,11 @@ impl Auth {
             store,
             pool,
             clock,
-            sessions: TtlCache::new(ttl, 100_000),
-            issued_before: TtlCache::new(ttl, 100_000),
-            denied: TtlCache::new(ttl, 100_000),
+            sessions: TtlCache::new(ttl, 100_000, Arc::clone(&gate)),
+            issued_before: TtlCache::new(ttl, 100_000, Arc::clone(&gate)),
+            denied: TtlCache::new(ttl, 100_000, Arc::clone(&gate)),
+            broadcast,
+            gate,
             setup: OnceLock::new(),
             config,
         }
@@ -177,6 +191,36 @@ impl Auth {
         self.pool.stats()
     }
 
+    /// Whether the hot-path cache is in use, and how it learns of changes made elsewhere
+    /// (`/readyz`, metrics).
+    pub fn cache_mode(&self) -> CacheMode {
+        self.gate.mode(self.config.cache_ttl)
+    }
+
+    /// Tell every instance (this one too) that `items` changed. A publication that fails
+    /// is logged, not returned: the change is stored, and other instances' entries about
+    /// it still end with their TTL.
+    async fn announce(&self, items: &[Invalidation]) {
+        let Some(broadcast) = &self.broadcast else {
+            return;
+        };
+        for message in invalidation::encode(items) {
+            if let Err(e) = broadcast.publish(&message).await {
+                tracing::warn!(
+                    error = %e,
+                    "could not publish an invalidation; other instances see the change \
+                     when their cache entries expire"
+                );
+            }
+        }
+    }
+
+    fn forget_all(&self) {
+        self.sessions.clear();
+        self.issued_before.clear();
+        self.denied.clear();
+    }
+
     /// The user store. Crate-private: callers go through the service's methods, which
     /// keep its caches and its throttling in step.
     pub(crate) fn users(&self) -> &Arc<dyn UserStore> {
@@ -192,6 +236,37 @@ impl Auth {
     #[cfg(test)]
     pub(crate) fn pool(&self) -> &HashingPool {
         &self.pool
+    }
+}
+
+/// The listener of the session store's channel delivers here.
+impl Receiver for Auth {
+    fn subscribed(&self) {
+        self.forget_all();
+        self.gate.set_subscribed(true);
+        tracing::info!("subscribed to invalidations: the hot-path cache is in use");
+    }
+
+    fn unsubscribed(&self) {
+        self.gate.set_subscribed(false);
+        self.forget_all();
+        tracing::warn!(
+            "not subscribed to invalidations: every request reads the store until the \
+             subscription is back"
+        );
+    }
+
+    fn received(&self, message: &str) {
+        let items = invalidation::decode(message);
+        self.gate.bump();
+        for item in items {
+            match item {
+                Invalidation::Session(key) => self.sessions.forget(&key),
+                Invalidation::User(id) => self.issued_before.forget(&id),
+                Invalidation::Jti(jti) => self.denied.forget(&jti),
+                _ => self.forget_all(),
+            }
+        }
     }
 }
 
@@ -235,5 +310,128 @@ mod tests {
         assert!(f.auth.verify_bearer(&pair.access_token).await.is_err());
         // Made after the rotation, under the new key: still good.
         assert!(f.auth.verify_bearer(&next.access_token).await.is_ok());
+    }
+
+    use crate::store::SessionStore as _;
+
+    /// Two services over one store with a channel, as two instances over one Redis.
+    fn pair(ttl: Duration) -> (Fixture, Arc<Auth>, Arc<Auth>, Arc<MemoryStore>) {
+        let f = fixture();
+        let store = Arc::new(MemoryStore::with_channel());
+        let config = AuthConfig {
+            cache_ttl: ttl,
+            ..AuthConfig::default()
+        };
+        let make = || {
+            Arc::new(Auth::new(
+                KeyRing::single(f.key.clone()),
+                config.clone(),
+                store.clone(),
+                store.clone(),
+                f.auth.pool.clone(),
+                Arc::new(f.clock.clone()),
+            ))
+        };
+        let (a, b) = (make(), make());
+        (f, a, b, store)
+    }
+
+    #[tokio::test]
+    async fn revocations_on_one_instance_reach_the_others_cache_at_once() {
+        // A TTL far longer than the test: only the messages can explain what it sees.
+        let (f, a, b, store) = pair(Duration::from_secs(3600));
+        assert_eq!(b.cache_mode(), CacheMode::Bypassed, "until subscribed");
+        for auth in [&a, &b] {
+            store.listen(&(Arc::clone(auth) as Arc<dyn Receiver>));
+            assert_eq!(auth.cache_mode(), CacheMode::Subscribed);
+        }
+        let alice = a
+            .create_user("alice", Password::new(PW), Role::user())
+            .await
+            .unwrap();
+
+        // A session B has cached, ended on A.
+        let (cookie, record) = a.start_session(&alice, "", "").await.unwrap();
+        assert!(b.session(&cookie).await.is_ok());
+        assert!(a.end_session(&record.key).await.unwrap());
+        assert!(b.session(&cookie).await.is_err());
+
+        // A token B has checked, revoked on A.
+        let pair = a.issue_tokens(&alice).await.unwrap();
+        assert!(b.verify_bearer(&pair.access_token).await.is_ok());
+        a.revoke(&pair.access_token).await.unwrap();
+        assert!(matches!(
+            b.verify_bearer(&pair.access_token).await,
+            Err(BearerError::Revoked)
+        ));
+
+        // Logout everywhere (and what goes through it: password and role changes,
+        // removal, disabling) on A.
+        for change in 0..3 {
+            // Marks have whole seconds: each change comes a second after the last.
+            f.clock.advance(2);
+            let pair = a.issue_tokens(&alice).await.unwrap();
+            let (cookie, _) = a.start_session(&alice, "", "").await.unwrap();
+            assert!(b.verify_bearer(&pair.access_token).await.is_ok());
+            assert!(b.session(&cookie).await.is_ok());
+            match change {
+                0 => {
+                    a.logout_everywhere(alice.id).await.unwrap();
+                }
+                1 => a.set_role(alice.id, &Role::admin()).await.unwrap(),
+                _ => a.disable_user(alice.id).await.unwrap(),
+            }
+            assert!(
+                matches!(
+                    b.verify_bearer(&pair.access_token).await,
+                    Err(BearerError::Revoked)
+                ),
+                "change {change}"
+            );
+            assert!(b.session(&cookie).await.is_err(), "change {change}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unsubscribed_reads_the_store_every_time_and_resubscribes() {
+        let (_f, a, b, store) = pair(Duration::from_secs(3600));
+        store.listen(&(Arc::clone(&b) as Arc<dyn Receiver>));
+        let alice = a
+            .create_user("alice", Password::new(PW), Role::user())
+            .await
+            .unwrap();
+        let (cookie, record) = a.start_session(&alice, "", "").await.unwrap();
+        assert!(b.session(&cookie).await.is_ok());
+        // The connection drops: B bypasses its cache. A change nobody announces (A never
+        // listened and publishes; B's subscription is gone) is seen at once.
+        b.unsubscribed();
+        assert_eq!(b.cache_mode(), CacheMode::Bypassed);
+        assert!(store.delete_session(&record.key).await.unwrap());
+        assert!(b.session(&cookie).await.is_err());
+        // Back: the cache starts empty and is used again.
+        b.subscribed();
+        assert_eq!(b.cache_mode(), CacheMode::Subscribed);
+        let (cookie, record) = a.start_session(&alice, "", "").await.unwrap();
+        assert!(b.session(&cookie).await.is_ok());
+        assert!(store.delete_session(&record.key).await.unwrap());
+        assert!(
+            b.session(&cookie).await.is_ok(),
+            "unannounced, the cached record stands until its TTL"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_channel_the_cache_is_local() {
+        let f = fixture();
+        assert_eq!(f.auth.cache_mode(), CacheMode::Off);
+        let auth = Auth::new(
+            KeyRing::single(f.key.clone()),
+            AuthConfig::default(),
+            f.store.clone(),
+            f.store.clone(),
+            f.auth.pool.clone(),
+            Arc::new(f.clock.clone()),
+        );
+        assert_eq!(auth.cache_mode(), CacheMode::Local);
     }
 }

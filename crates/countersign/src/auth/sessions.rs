@@ -5,6 +5,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::{Auth, SessionError};
+use crate::invalidation::Invalidation;
 use crate::session::{SessionKey, SessionRecord, SessionToken};
 use crate::store::StoreError;
 use crate::user::{User, UserId};
@@ -34,6 +35,7 @@ impl Auth {
             );
             record.user_agent = user_agent.chars().take(256).collect();
             record.ip = ip.chars().take(64).collect();
+            let ticket = self.gate.ticket();
             match self.store.create_session(&record).await {
                 // 2^-256 odds; try a new id rather than fail.
                 Err(StoreError::Conflict) => continue,
@@ -41,7 +43,7 @@ impl Auth {
                 Ok(()) => {
                     let cookie = Zeroizing::new(self.keys.load().cookies.sign(&token));
                     self.sessions
-                        .put(record.key.clone(), Some(Arc::new(record.clone())));
+                        .put(record.key.clone(), Some(Arc::new(record.clone())), ticket);
                     return Ok((cookie, record));
                 }
             }
@@ -65,8 +67,9 @@ impl Auth {
         let record = match self.sessions.get(&key) {
             Some(cached) => cached,
             None => {
+                let ticket = self.gate.ticket();
                 let loaded = self.store.load_session(&key, now).await?.map(Arc::new);
-                self.sessions.put(key.clone(), loaded.clone());
+                self.sessions.put(key.clone(), loaded.clone(), ticket);
                 loaded
             }
         };
@@ -74,27 +77,31 @@ impl Auth {
             .filter(|r| r.is_live(now))
             .ok_or(SessionError::Invalid)?;
         if let Some((seen, idle)) = record.touch(&self.config.sessions, now) {
+            let ticket = self.gate.ticket();
             if !self.store.touch_session(&key, seen, idle).await? {
-                self.sessions.put(key, None);
+                self.sessions.put(key, None, ticket);
                 return Err(SessionError::Invalid);
             }
             let mut updated = (*record).clone();
             updated.last_seen = seen;
             updated.idle_deadline = idle;
             let updated = Arc::new(updated);
-            self.sessions.put(key, Some(Arc::clone(&updated)));
+            self.sessions.put(key, Some(Arc::clone(&updated)), ticket);
             return Ok(updated);
         }
         Ok(record)
     }
 
-    /// End one session (logout). Returns whether it existed.
+    /// End one session (logout), on every instance: the other instances are told to drop
+    /// it from their caches. Returns whether it existed.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn end_session(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        self.sessions.put(key.clone(), None);
-        self.store.delete_session(key).await
+        self.sessions.put(key.clone(), None, self.gate.ticket());
+        let existed = self.store.delete_session(key).await?;
+        self.announce(&[Invalidation::Session(key.clone())]).await;
+        Ok(existed)
     }
 
     /// A user's live sessions, newest first.

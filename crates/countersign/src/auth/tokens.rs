@@ -4,6 +4,7 @@ use zeroize::Zeroizing;
 
 use super::{Auth, BearerError, Method, Principal, RefreshError, TokenPair};
 use crate::clock::UnixTime;
+use crate::invalidation::Invalidation;
 use crate::jwt::Claims;
 use crate::refresh::{RefreshFamily, RefreshToken, RotateOutcome};
 use crate::session::SessionRecord;
@@ -136,7 +137,8 @@ impl Auth {
             && let Some(jti) = v.claims.jti
         {
             self.store.deny_jti(&jti, v.claims.exp).await?;
-            self.denied.put(jti, true);
+            self.denied.put(jti.clone(), true, self.gate.ticket());
+            self.announce(&[Invalidation::Jti(jti)]).await;
         }
         Ok(())
     }
@@ -168,8 +170,9 @@ impl Auth {
             let denied = match self.denied.get(jti) {
                 Some(d) => d,
                 None => {
+                    let ticket = self.gate.ticket();
                     let d = self.store.is_jti_denied(jti, now).await?;
-                    self.denied.put(jti.clone(), d);
+                    self.denied.put(jti.clone(), d, ticket);
                     d
                 }
             };
@@ -181,8 +184,9 @@ impl Auth {
             let mark = match self.issued_before.get(&id) {
                 Some(m) => m,
                 None => {
+                    let ticket = self.gate.ticket();
                     let m = self.store.issued_before(id).await?;
-                    self.issued_before.put(id, m);
+                    self.issued_before.put(id, m, ticket);
                     m
                 }
             };

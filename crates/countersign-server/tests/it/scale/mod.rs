@@ -8,7 +8,12 @@
 //! - [`durability`]: `kill -9` during a login load on SQLite and on PostgreSQL loses no
 //!   answered session and no user row;
 //! - [`rotation`]: a key rotation across two instances by SIGHUP (key and fallbacks
-//!   files), fallbacks first, refuses nobody.
+//!   files), fallbacks first, refuses nobody;
+//! - [`propagation`]: login throttling as one atomic store operation across instances,
+//!   and revocations reaching the other instance's cache by push (Redis pub/sub,
+//!   PostgreSQL `LISTEN`) within 100 ms, with the cache bypassed while unsubscribed;
+//! - [`tls`]: Redis over `rediss://` with a CA file, PostgreSQL with `sslmode=verify-full`;
+//!   a certificate that does not verify stops the start, saying so.
 //!
 //! PostgreSQL is `COUNTERSIGN_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/test`;
 //! each test creates its own database and drops it), Redis `COUNTERSIGN_TEST_REDIS`
@@ -19,5 +24,7 @@
 mod cluster;
 mod durability;
 mod outage;
+mod propagation;
 mod rotation;
 mod support;
+mod tls;
