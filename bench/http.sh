@@ -280,6 +280,10 @@ else
   NGINX_DIR="$WORK/nginx"
   mkdir -p "$NGINX_DIR/www/static" "$NGINX_DIR/www/protected"
   printf 'ok\n' | tee "$NGINX_DIR/www/static/index.html" >"$NGINX_DIR/www/protected/index.html"
+  # nginx's workers run as another user: they may pass through the run's directory (not
+  # list it) and read the files they serve.
+  chmod o+x "$WORK" "$NGINX_DIR"
+  chmod -R o+rX "$NGINX_DIR/www"
   NGINX_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   # The auth_request part of docs/forward-auth/nginx.conf, in front of files instead of an app.
   cat >"$NGINX_DIR/nginx.conf" <<NGINX

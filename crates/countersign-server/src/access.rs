@@ -310,6 +310,14 @@ fn segment_matches(pattern: &[u8], text: &[u8]) -> bool {
 /// repeated slashes merged, `.` and `..` segments removed (never above the root). Starts
 /// with `/`; a trailing slash is kept.
 pub fn normalize_path(raw: &str) -> String {
+    // The common case, a path already in normal form, is returned as it is.
+    if raw.starts_with('/')
+        && !raw.contains(['%', '\\'])
+        && !raw.contains("//")
+        && !raw.split('/').any(|seg| seg == "." || seg == "..")
+    {
+        return raw.to_owned();
+    }
     let decoded: Vec<u8> = percent_decode(raw.as_bytes());
     let decoded = String::from_utf8_lossy(&decoded);
     let mut segments: Vec<&str> = Vec::new();

@@ -115,7 +115,7 @@ struct AssertionCache {
 
 struct Cached {
     token: HeaderValue,
-    sub: String,
+    user_id: Option<countersign::user::UserId>,
     username: String,
     role: String,
     audience: String,
@@ -134,25 +134,22 @@ impl ForwardAuth {
         audience: &str,
     ) -> Option<HeaderValue> {
         let now = engine.now().0;
-        let sub = principal
-            .user_id
-            .map_or_else(|| principal.username.clone(), |id| id.to_string());
-        let key = self
-            .assertions
-            .hasher
-            .hash_one((credential(principal), audience));
+        let key = credential_key(&self.assertions.hasher, principal, audience);
         let cache = &self.assertions.entries;
         if let Ok(entries) = cache.read()
             && let Some(c) = entries.get(&key)
             && now < c.reuse_until
             && now >= c.reuse_until - ASSERTION_REUSE_SECS
-            && c.sub == sub
+            && c.user_id == principal.user_id
             && c.username == principal.username
             && c.role == principal.role
             && c.audience == audience
         {
             return Some(c.token.clone());
         }
+        let sub = principal
+            .user_id
+            .map_or_else(|| principal.username.clone(), |id| id.to_string());
         let iat = countersign::clock::UnixTime(now);
         let mut claims = Claims::new(iat.add_secs(ASSERTION_TTL_SECS));
         claims.sub = Some(sub.clone());
@@ -183,7 +180,7 @@ impl ForwardAuth {
                 key,
                 Cached {
                     token: value.clone(),
-                    sub,
+                    user_id: principal.user_id,
                     username: principal.username.clone(),
                     role: principal.role.clone(),
                     audience: audience.to_owned(),
@@ -196,12 +193,15 @@ impl ForwardAuth {
     }
 }
 
-/// What identifies the credential: the session, or the token.
-fn credential(principal: &Principal) -> (u8, String) {
+/// The cache key of a credential (the session, or the token) and an audience, hashed
+/// where they are: nothing is copied on the hot path.
+fn credential_key(hasher: &RandomState, principal: &Principal, audience: &str) -> u64 {
     match &principal.method {
-        Method::Session { key, .. } => (0, key.to_string()),
-        Method::Bearer { jti: Some(jti), .. } => (1, jti.clone()),
-        Method::Bearer { jti: None, exp } => (2, format!("{}:{}", principal.username, exp.0)),
+        Method::Session { key, .. } => hasher.hash_one((0u8, key, audience)),
+        Method::Bearer { jti: Some(jti), .. } => hasher.hash_one((1u8, jti.as_str(), audience)),
+        Method::Bearer { jti: None, exp } => {
+            hasher.hash_one((2u8, principal.username.as_str(), exp.0, audience))
+        }
     }
 }
 
