@@ -6,9 +6,11 @@
 //!
 //! Subcommands that need the keys flatten [`KeyArgs`]; those that touch storage flatten
 //! [`StorageArgs`]. Settings that may also come from `COUNTERSIGN_*` variables or
-//! `countersign.toml` are `Option`s here: [`crate::settings`] layers them (flags, then the
-//! environment, then the file, then defaults).
+//! `countersign.toml` are defined once, in [`crate::settings`]'s table, which makes their
+//! flags; here they are kept as given ([`SettingFlags`]), and the settings layer them
+//! (flags, then the environment, then the file, then defaults).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -130,43 +132,43 @@ pub enum SessionCommand {
     RevokeAll(UserNameArgs),
 }
 
-/// Where accounts and sessions are stored, for every subcommand that touches storage.
-#[derive(Debug, Clone, Default, Args)]
+/// The values of the layered settings' flags, as given on the command line.
+///
+/// The flags themselves (names, value names, help) are made from the settings' table,
+/// [`crate::settings::SETTINGS`], which also reads these values, through the same parsers as
+/// the environment and the settings file.
+#[derive(Clone, Debug, Default)]
+pub struct SettingFlags {
+    values: BTreeMap<&'static str, Vec<String>>,
+}
+
+impl SettingFlags {
+    /// The values given for the setting `name` (none for a switch); `None` when its flag
+    /// was not given.
+    pub fn get(&self, name: &str) -> Option<&[String]> {
+        self.values.get(name).map(Vec::as_slice)
+    }
+
+    /// Record that the flag of `name` was given, with `values`.
+    pub fn set(&mut self, name: &'static str, values: Vec<String>) {
+        self.values.insert(name, values);
+    }
+}
+
+/// Where accounts and sessions are stored, for every subcommand that touches storage: the
+/// flags of the storage settings (`--data-dir`, `--database-url`, `--session-store`, …,
+/// `--config`).
+#[derive(Clone, Debug, Default)]
 pub struct StorageArgs {
-    /// Directory for the SQLite database and the generated development key
-    /// [env: COUNTERSIGN_DATA_DIR] [default: ./data]
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// The database: `sqlite://PATH` or `postgres://…` [env: COUNTERSIGN_DATABASE_URL]
-    /// [default: SQLite in the data directory]
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
-    /// Where sessions, refresh tokens, the denylist and login counters live: `database`,
-    /// or `redis://[user:password@]host:6379/0` [env: COUNTERSIGN_SESSION_STORE]
-    /// [default: the database]
-    #[arg(long, value_name = "URL")]
-    pub session_store: Option<String>,
-    /// Largest number of database connections (PostgreSQL: the pool size; SQLite: readers)
-    /// [env: COUNTERSIGN_DB_MAX_CONNECTIONS] [default: PostgreSQL 10; SQLite 4 per core,
-    /// 4 to 16]
-    #[arg(long, value_name = "N")]
-    pub db_max_connections: Option<u32>,
-    /// Prefix of every Redis key, so deployments can share one Redis
-    /// [env: COUNTERSIGN_REDIS_PREFIX] [default: countersign:]
-    #[arg(long, value_name = "PREFIX")]
-    pub redis_prefix: Option<String>,
-    /// How long one Redis connection attempt, and one command, may take before the request
-    /// is answered 503 (`250ms`, `1s`) [env: COUNTERSIGN_REDIS_TIMEOUT] [default: 1s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
-    pub redis_timeout: Option<Duration>,
-    /// For a `rediss://` session store: a PEM file of the CA certificates its server
-    /// certificate must chain to (a private CA) [env: COUNTERSIGN_REDIS_CA_FILE]
-    /// [default: the public root CAs]
-    #[arg(long, value_name = "PATH")]
-    pub redis_ca_file: Option<PathBuf>,
-    /// Settings file [env: COUNTERSIGN_CONFIG] [default: ./countersign.toml, if present]
-    #[arg(long, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    /// Their values.
+    pub flags: SettingFlags,
+}
+
+/// The flags of `serve`'s own settings (`--addr`, `--registration`, …).
+#[derive(Clone, Debug, Default)]
+pub struct ServeFlags {
+    /// Their values.
+    pub flags: SettingFlags,
 }
 
 /// `countersign serve`
@@ -178,125 +180,9 @@ pub struct ServeArgs {
     /// Where accounts and sessions are stored.
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Address to listen on; port 0 picks a free port [env: COUNTERSIGN_ADDR]
-    /// [default: 127.0.0.1:8080]
-    #[arg(long, value_name = "HOST:PORT")]
-    pub addr: Option<String>,
-    /// Refuse to start without an explicit strong key, refuse insecure cookies
-    /// [env: COUNTERSIGN_ENV=production]
-    #[arg(long)]
-    pub production: bool,
-    /// Cookies without `Secure` and the `__Host-` prefix, for plain-HTTP development
-    /// [env: COUNTERSIGN_INSECURE_COOKIES]
-    #[arg(long)]
-    pub insecure_cookies: bool,
-    /// Whether anyone may create an account at /register [env: COUNTERSIGN_REGISTRATION]
-    /// [default: closed]
-    #[arg(long, value_enum)]
-    pub registration: Option<Registration>,
-    /// Registration attempts, successful or not, allowed from one client address per
-    /// 15 minutes before 429 [env: COUNTERSIGN_REGISTRATION_LIMIT] [default: 10]
-    #[arg(long, value_name = "N")]
-    pub registration_limit: Option<u64>,
-    /// Failed logins allowed for one account name per window before 429; the right
-    /// password is refused too until the window ends [env: COUNTERSIGN_LOGIN_LIMIT]
-    /// [default: 5]
-    #[arg(long, value_name = "N")]
-    pub login_limit: Option<u64>,
-    /// Failed logins allowed from one client address per window before 429
-    /// [env: COUNTERSIGN_LOGIN_ADDRESS_LIMIT] [default: 50]
-    #[arg(long, value_name = "N")]
-    pub login_address_limit: Option<u64>,
-    /// The first window of failed logins (each window that reaches its limit makes the
-    /// next one twice as long), and the window of registration attempts
-    /// [env: COUNTERSIGN_LOGIN_WINDOW] [default: 15m]
-    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
-    pub login_window: Option<Seconds>,
-    /// The longest window of failed logins the back-off reaches
-    /// [env: COUNTERSIGN_LOGIN_MAX_WINDOW] [default: 24h]
-    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
-    pub login_max_window: Option<Seconds>,
-    /// Log format [env: COUNTERSIGN_LOG_FORMAT] [default: pretty]
-    #[arg(long, value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// Access token lifetime [env: COUNTERSIGN_ACCESS_TTL] [default: 15m]
-    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
-    pub access_ttl: Option<Seconds>,
-    /// Session idle timeout [env: COUNTERSIGN_SESSION_IDLE] [default: 30m]
-    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
-    pub session_idle: Option<Seconds>,
-    /// Session absolute lifetime [env: COUNTERSIGN_SESSION_ABSOLUTE] [default: 12h]
-    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
-    pub session_absolute: Option<Seconds>,
-    /// Password hashes computed at once [env: COUNTERSIGN_HASH_WORKERS]
-    /// [default: the number of cores]
-    #[arg(long, value_name = "N")]
-    pub hash_workers: Option<usize>,
-    /// Password hashes waiting before logins get 503 [env: COUNTERSIGN_HASH_QUEUE]
-    /// [default: 64]
-    #[arg(long, value_name = "N")]
-    pub hash_queue: Option<usize>,
-    /// How long a revocation or logout made by another process may take to be seen
-    /// [env: COUNTERSIGN_CACHE_TTL] [default: 1s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_seconds)]
-    pub cache_ttl: Option<Seconds>,
-    /// An origin (`https://app.example`) allowed to make cookie-authenticated changes
-    /// besides this server's own; repeatable [env: COUNTERSIGN_ALLOWED_ORIGINS,
-    /// comma-separated]
-    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
-    pub allowed_origins: Vec<String>,
-    /// A URL this server is reached at by browsers (`https://auth.example`), when it is
-    /// not the address it listens on (behind a proxy); repeatable. Its origin may make
-    /// cookie-authenticated changes [env: COUNTERSIGN_PUBLIC_URL, comma-separated]
-    #[arg(long = "public-url", value_name = "URL")]
-    pub public_urls: Vec<String>,
-    /// Proxies (IP addresses or CIDR blocks, comma-separated or repeated) whose
-    /// `Forwarded` / `X-Forwarded-For` / `-Proto` / `-Host` headers are believed; from any
-    /// other peer they are ignored [env: COUNTERSIGN_TRUSTED_PROXIES] [default: none]
-    #[arg(long = "trusted-proxies", value_name = "CIDRS", value_delimiter = ',')]
-    pub trusted_proxies: Vec<String>,
-    /// What forward authentication requires when no `[[access]]` rule matches:
-    /// `authenticated`, `public`, `role:NAME` or `deny` [env: COUNTERSIGN_DEFAULT_POLICY]
-    /// [default: authenticated]
-    #[arg(long, value_name = "POLICY")]
-    pub default_policy: Option<String>,
-    /// Hosts besides the public URLs' that `/login?rd=` and `/logout?rd=` may send a
-    /// browser back to: `example.test`, `*.example.test` (comma-separated or repeated)
-    /// [env: COUNTERSIGN_FORWARD_AUTH_DOMAINS] [default: none]
-    #[arg(long, value_name = "DOMAINS", value_delimiter = ',')]
-    pub forward_auth_domains: Vec<String>,
-    /// Share the session cookie with every host below this domain (single sign-on across
-    /// subdomains): it gets `Domain=` and the `__Secure-` prefix instead of `__Host-`
-    /// [env: COUNTERSIGN_COOKIE_DOMAIN] [default: this host only]
-    #[arg(long, value_name = "DOMAIN")]
-    pub cookie_domain: Option<String>,
-    /// Sign in browsers that bring a Flask session cookie signed with SECRET_KEY (or a
-    /// fallback); a `[flask]` table in the settings file sets its options and turns it on
-    /// too (docs/flask.md) [env: COUNTERSIGN_FLASK_BRIDGE]
-    #[arg(long)]
-    pub flask_bridge: bool,
-}
-
-/// Whether `/register` is open.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Registration {
-    /// Anyone may create an account.
-    Open,
-    /// Only `countersign user add` creates accounts.
-    #[default]
-    Closed,
-}
-
-/// How log lines are written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable lines.
-    #[default]
-    Pretty,
+    /// Everything else `serve` is configured with.
+    #[command(flatten)]
+    pub settings: ServeFlags,
 }
 
 /// `countersign user add`

@@ -21,7 +21,6 @@ pub mod commands;
 pub mod config;
 mod context;
 pub mod display;
-mod flask_settings;
 pub mod redirect;
 pub mod server;
 pub mod settings;

@@ -14,7 +14,7 @@ use crate::Context;
 use crate::access::{AccessRules, Asker, Verdict};
 use crate::cli::AccessCheckArgs;
 use crate::server::forward::Original;
-use crate::settings::SettingsFile;
+use crate::settings;
 
 /// Print the matching rule and the verdict.
 ///
@@ -22,14 +22,8 @@ use crate::settings::SettingsFile;
 /// A settings file that cannot be read, a bad rule, a URL that is not an absolute
 /// `http(s)` URL, or a storage error looking up `--user`.
 pub fn check(args: &AccessCheckArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
-    let file = SettingsFile::load(args.storage.config.as_deref(), ctx.env)?;
-    let env_default = ctx
-        .env
-        .var_os("COUNTERSIGN_DEFAULT_POLICY")
-        .and_then(|v| v.into_string().ok())
-        .filter(|v| !v.is_empty());
-    let default = args.default_policy.clone().or(env_default);
-    let rules = file.access_rules(default.as_deref())?;
+    let rules =
+        settings::access_check_rules(&args.storage, args.default_policy.as_deref(), ctx.env)?;
     let original = Original::parse(&args.method, &args.url).map_err(|_| {
         anyhow::anyhow!(
             "--url {:?} --method {:?}: expected an absolute http or https URL without user \

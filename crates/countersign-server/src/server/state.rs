@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use countersign::auth::{Auth, AuthConfig, Principal};
+use countersign::auth::{Auth, Principal};
 use countersign::clock::Clock;
 use countersign::keys::KeyRing;
 use countersign::password::{Hasher, HashingPool};
@@ -13,8 +13,7 @@ use countersign::user::UserId;
 use countersign_axum::{AuthState, CookieConfig};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::cli::Registration;
-use crate::settings::ServeConfig;
+use crate::settings::{Registration, ServeConfig};
 
 /// The client's address (after the trusted-proxy rules) and `User-Agent`, as the library
 /// extracts them.
@@ -69,8 +68,14 @@ impl App {
             config.hash_workers,
             config.hash_queue,
         )?;
-        let auth_config: AuthConfig = config.auth_config();
-        let auth = Arc::new(Auth::new(ring, auth_config, users, store, pool, clock));
+        let auth = Arc::new(Auth::new(
+            ring,
+            config.auth.clone(),
+            users,
+            store,
+            pool,
+            clock,
+        ));
         let auth = Arc::new(AuthState {
             auth,
             cookies: {

@@ -9,7 +9,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use super::batch_writer::{FlushGuard, batch_writer};
-use crate::cli::LogFormat;
+use crate::settings::LogFormat;
 
 /// The log filter used when `COUNTERSIGN_LOG` is not set.
 pub const DEFAULT_FILTER: &str = "info";

@@ -1,9 +1,10 @@
 //! The documents in `docs/` that are generated from the code, and the checks that keep the
 //! hand-written ones true.
 //!
-//! - `docs/settings.md`: the settings table is generated from `serve`'s clap definitions
-//!   (flag, `[env: …]` and `[default: …]` from the doc comments, the settings-file key from
-//!   the keys the file parser accepts). [`settings_doc`] fails when the file is out of date.
+//! - `docs/settings.md`: the settings table is generated from the settings' own table
+//!   (`countersign_server::settings::SETTINGS`: flag, variable, file key, default, help),
+//!   with the key flags from their clap definitions. [`settings_doc`] fails when the file is
+//!   out of date.
 //! - `docs/cli.md`: the command reference is generated from the clap definitions of every
 //!   subcommand. [`cli_doc`] fails when the file is out of date.
 //! - `docs/http.md`: the route table is generated from `openapi.json`; [`http_doc`] fails
@@ -26,9 +27,9 @@ use countersign::clock::{ManualClock, UnixTime};
 use countersign::keys::{KeyRing, SecretKey};
 use countersign::memory::MemoryStore;
 use countersign::password::HashParams;
-use countersign_server::cli::{Cli, Registration};
+use countersign_server::cli::Cli;
 use countersign_server::server::{App, router};
-use countersign_server::settings::{ServeConfig, SettingsError, SettingsFile};
+use countersign_server::settings::{self, Registration, ServeConfig, Shown};
 use countersign_server::{EXIT_NEGATIVE, EXIT_USAGE};
 use serde_json::Value;
 use tower::ServiceExt as _;
@@ -107,37 +108,6 @@ fn cell(text: &str) -> String {
 // Settings
 // ---------------------------------------------------------------------------------------
 
-/// The keys the settings file accepts, as its parser lists them when refusing an unknown
-/// one (serde's `unknown field …, expected one of …`).
-fn file_keys() -> BTreeSet<String> {
-    let err = SettingsFile::parse(Path::new("countersign.toml"), "no_such_setting_ = 1")
-        .expect_err("an unknown key in the settings file must be refused");
-    let SettingsError::ParseFile { source, .. } = &err else {
-        panic!("unexpected error for an unknown key: {err}");
-    };
-    let message = source.to_string();
-    let Some((_, list)) = message.split_once("expected one of") else {
-        panic!("the settings file's parser no longer lists its keys: {message}");
-    };
-    let list = list.lines().next().unwrap_or_default();
-    list.split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
-}
-
-/// File keys that are another way to write a flag's setting: (key, flag id, how to write it).
-const FILE_ALIASES: &[(&str, &str, &str)] = &[
-    ("env", "production", "`env = \"production\"`"),
-    ("flask", "flask_bridge", "a `[flask]` table (docs/flask.md)"),
-    (
-        "access",
-        "default_policy",
-        "`[[access]]` tables (docs/forward-auth.md)",
-    ),
-];
-
 /// `[name: value]` taken out of a help text: (the text without it, the value).
 fn take_bracket(help: &str, name: &str) -> (String, Option<String>) {
     let open = format!("[{name}: ");
@@ -168,11 +138,10 @@ fn take_bracket(help: &str, name: &str) -> (String, Option<String>) {
     )
 }
 
-/// One setting of `serve`, as clap and the settings file define it.
+/// One row of the settings reference: a flag of `serve`.
 #[derive(Debug)]
 struct Setting {
     id: String,
-    key: Option<String>,
     flag: String,
     env: Option<String>,
     file: Option<String>,
@@ -254,13 +223,14 @@ fn used_by(root: &clap::Command, long: &str) -> String {
     out.join(", ")
 }
 
-/// Every flag of `serve`, described.
+/// Every flag of `serve`, described: the settings from their table
+/// ([`settings::SETTINGS`]), the key flags (read with the keys, from the environment and
+/// the command line only) from their clap definitions.
 fn serve_settings() -> Vec<Setting> {
     let root = Cli::command();
     let serve = root
         .find_subcommand("serve")
         .expect("the CLI has a serve subcommand");
-    let keys = file_keys();
     let mut settings = Vec::new();
     for arg in serve.get_arguments() {
         let Some(long) = arg.get_long() else {
@@ -270,6 +240,43 @@ fn serve_settings() -> Vec<Setting> {
             continue;
         }
         let id = arg.get_id().as_str().to_owned();
+        let mut flag = format!("`{}`", flag_usage(arg));
+        if matches!(arg.get_action(), clap::ArgAction::Append) {
+            flag.push_str(" (repeatable)");
+        }
+        let used_by = used_by(&root, long);
+        if let Some(s) = settings::table::setting(&id) {
+            let env = s.env_shown.or(s.env).map(|env| match s.value {
+                settings::Value::List(_) => format!("{env}, comma-separated"),
+                _ => env.to_owned(),
+            });
+            let file = s.file_shown.map(str::to_owned).or_else(|| {
+                (!s.keys.is_empty()).then(|| {
+                    s.keys
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", or ")
+                })
+            });
+            let default = match s.default {
+                Shown::Nothing if s.value == settings::Value::Switch => "off".to_owned(),
+                Shown::Nothing => "none".to_owned(),
+                Shown::Value(v) => format!("`{v}`"),
+                Shown::Prose(p) => p.to_owned(),
+            };
+            settings.push(Setting {
+                id,
+                flag,
+                env,
+                file,
+                default,
+                help: s.doc.to_owned(),
+                used_by,
+            });
+            continue;
+        }
+        // A key flag: its doc comment says the rest.
         let help = arg
             .get_long_help()
             .or_else(|| arg.get_help())
@@ -277,28 +284,6 @@ fn serve_settings() -> Vec<Setting> {
             .unwrap_or_default();
         let (help, env) = take_bracket(&help, "env");
         let (help, default) = take_bracket(&help, "default");
-        // The file key is the flag's clap id (`allowed_origins` for `--allowed-origin`) or
-        // its name in snake case (`public_url` for `--public-url`).
-        let snake = long.replace('-', "_");
-        let key = [&id, &snake]
-            .into_iter()
-            .find(|k| keys.contains(*k))
-            .cloned();
-        let mut file = key.as_ref().map(|k| format!("`{k}`"));
-        for (key, flag_id, written) in FILE_ALIASES {
-            if *flag_id == id && keys.contains(*key) {
-                file = Some(match file {
-                    Some(f) => format!("{f}, or {written}"),
-                    None => (*written).to_owned(),
-                });
-            }
-        }
-        assert!(
-            file.is_none() || env.is_some(),
-            "`serve --{long}` is read from the settings file but its doc comment names no \
-             environment variable: add `[env: COUNTERSIGN_…]` to it (src/cli.rs)"
-        );
-        let repeatable = matches!(arg.get_action(), clap::ArgAction::Append);
         let default = default
             .or_else(|| {
                 let d: Vec<String> = arg
@@ -306,28 +291,26 @@ fn serve_settings() -> Vec<Setting> {
                     .iter()
                     .map(|v| v.to_string_lossy().into_owned())
                     .collect();
-                (!d.is_empty()).then(|| format!("`{}`", d.join(", ")))
+                (!d.is_empty()).then(|| d.join(", "))
             })
-            .unwrap_or_else(|| {
-                if arg.get_action().takes_values() {
-                    "none".to_owned()
-                } else {
-                    "off".to_owned()
-                }
-            });
-        let mut flag = format!("`{}`", flag_usage(arg));
-        if repeatable {
-            flag.push_str(" (repeatable)");
-        }
+            .map_or_else(
+                || {
+                    if arg.get_action().takes_values() {
+                        "none".to_owned()
+                    } else {
+                        "off".to_owned()
+                    }
+                },
+                |d| backtick_default(&d),
+            );
         settings.push(Setting {
-            used_by: used_by(&root, long),
             id,
-            key,
             flag,
             env,
-            file,
+            file: None,
             default,
             help,
+            used_by,
         });
     }
     settings
@@ -360,7 +343,7 @@ fn settings_table() -> String {
             cell(&s.flag),
             cell(&env_cell(s.env.as_deref())),
             cell(s.file.as_deref().unwrap_or("—")),
-            cell(&backtick_default(&s.default)),
+            cell(&s.default),
             s.used_by,
             cell(&sentence(&s.help)),
         );
@@ -428,41 +411,36 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// `docs/settings.md`'s table is the one the code defines; every file key and every
-/// `COUNTERSIGN_*` variable the settings code reads is in it.
+/// `docs/settings.md`'s table is the settings' table ([`settings::SETTINGS`]) with the key
+/// flags; the file's tables are described in its prose, and every variable the server
+/// reads is named in it.
 #[test]
 fn settings_doc() {
-    let settings = serve_settings();
-    let keys = file_keys();
-    // Every key the file accepts is some flag's (or an alias of one), or a section of its
-    // own (`[[access]]`) that the prose of docs/settings.md describes.
+    check_generated("settings.md", "settings", "settings_doc", &settings_table());
     let text = std::fs::read_to_string(repo_root().join("docs/settings.md")).unwrap();
-    let covered: BTreeSet<&str> = settings.iter().filter_map(|s| s.key.as_deref()).collect();
-    let orphans: Vec<&String> = keys
+    // The settings file's tables that are not one setting each.
+    let undescribed: Vec<&str> = settings::SECTIONS
         .iter()
-        .filter(|k| {
-            !covered.contains(k.as_str())
-                && !FILE_ALIASES.iter().any(|(a, _, _)| a == k)
-                && ![format!("`{k}`"), format!("[{k}]"), format!("[[{k}]]")]
-                    .iter()
-                    .any(|written| text.contains(written.as_str()))
+        .map(|(name, _)| *name)
+        .filter(|name| {
+            ![format!("[{name}]"), format!("[[{name}]]")]
+                .iter()
+                .any(|written| text.contains(written.as_str()))
         })
         .collect();
     assert!(
-        orphans.is_empty(),
-        "the settings file accepts {orphans:?}, which no `serve` flag sets and \
-         docs/settings.md does not describe: add the flag (the key must be its clap id or its \
-         name in snake case), list the key in FILE_ALIASES (tests/it/docs.rs), or describe \
-         the section in the prose of docs/settings.md (naming it `[name]` or `[[name]]`)"
+        undescribed.is_empty(),
+        "the settings file accepts the tables {undescribed:?}, which docs/settings.md does not \
+         describe (naming them `[name]` or `[[name]]`)"
     );
-    // Every variable the settings code reads is documented by a flag's `[env: …]`, and
-    // every one a flag names is read somewhere.
-    let settings_source =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/settings.rs"))
-            .unwrap();
-    let read_by_settings = variables_in(&settings_source);
-    let documented: BTreeSet<String> = settings
+    // The key flags' variables are read somewhere; the settings' are read by the resolver.
+    let sources: Vec<String> = rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+        .into_iter()
+        .map(|file| std::fs::read_to_string(file).unwrap())
+        .collect();
+    let unread: Vec<String> = serve_settings()
         .iter()
+        .filter(|s| settings::table::setting(&s.id).is_none())
         .filter_map(|s| s.env.as_deref())
         .map(|e| {
             e.split([',', '=', ' '])
@@ -470,30 +448,14 @@ fn settings_doc() {
                 .unwrap_or_default()
                 .to_owned()
         })
-        .collect();
-    let undocumented: Vec<&String> = read_by_settings.difference(&documented).collect();
-    assert!(
-        undocumented.is_empty(),
-        "src/settings.rs reads {undocumented:?}, which no `serve` flag's doc comment names in \
-         `[env: …]` (src/cli.rs)"
-    );
-    let sources: Vec<String> = rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
-        .into_iter()
-        .map(|file| std::fs::read_to_string(file).unwrap())
-        .collect();
-    let read_anywhere: BTreeSet<String> = sources.iter().flat_map(|s| variables_in(s)).collect();
-    let unread: Vec<&String> = documented
-        .iter()
         .filter(|v| !sources.iter().any(|s| s.contains(&format!("\"{v}\""))))
         .collect();
     assert!(
         unread.is_empty(),
-        "a `serve` flag's doc comment names {unread:?} in `[env: …]`, which the code never \
-         reads"
+        "a key flag's doc comment names {unread:?} in `[env: …]`, which the code never reads"
     );
-    check_generated("settings.md", "settings", "settings_doc", &settings_table());
     // Every variable the server reads, settings or not, is in docs/settings.md.
-    let text = std::fs::read_to_string(repo_root().join("docs/settings.md")).unwrap();
+    let read_anywhere: BTreeSet<String> = sources.iter().flat_map(|s| variables_in(s)).collect();
     let missing: Vec<&String> = read_anywhere
         .iter()
         .filter(|v| !text.contains(&format!("`{v}`")))
@@ -501,7 +463,7 @@ fn settings_doc() {
     assert!(
         missing.is_empty(),
         "the server reads {missing:?}, which docs/settings.md does not mention: describe it \
-         there (a flag's `[env: …]` puts it in the generated table; others go in the prose)"
+         there (a setting's variable is in the generated table; others go in the prose)"
     );
 }
 

@@ -16,15 +16,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use countersign::auth::ThrottlePolicy;
+use countersign::auth::{AuthConfig, ThrottlePolicy};
 use countersign::clock::{ManualClock, UnixTime};
 use countersign::keys::{KeyRing, SecretKey};
 use countersign::memory::MemoryStore;
 use countersign::password::{HashParams, Password};
 use countersign::user::Role;
-use countersign_server::cli::Registration;
 use countersign_server::server::{App, router, telemetry};
-use countersign_server::settings::{ServeConfig, StorageConfig};
+use countersign_server::settings::{Registration, ServeConfig, StorageConfig};
 use countersign_server::storage::Stores;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
@@ -63,7 +62,10 @@ fn test_config() -> ServeConfig {
     ServeConfig {
         hash_params: FAST,
         hash_workers: 2,
-        cache_ttl: Duration::ZERO,
+        auth: AuthConfig {
+            cache_ttl: Duration::ZERO,
+            ..AuthConfig::default()
+        },
         ..ServeConfig::default()
     }
 }
@@ -1125,8 +1127,8 @@ async fn idle_timeout_ends_a_session_and_use_extends_it() {
 #[tokio::test]
 async fn absolute_lifetime_ends_even_a_busy_session() {
     let s = Server::with(|c| {
-        c.session_idle_secs = 600;
-        c.session_absolute_secs = 3600;
+        c.auth.sessions.idle_secs = 600;
+        c.auth.sessions.absolute_secs = 3600;
     });
     s.add_user("alice", "user").await;
     let mut b = Browser::new();
@@ -1180,7 +1182,7 @@ async fn failed_logins_are_throttled_per_account_with_retry_after() {
 #[tokio::test]
 async fn failed_logins_are_throttled_per_address() {
     let s = Server::with(|c| {
-        c.throttle = ThrottlePolicy {
+        c.auth.throttle = ThrottlePolicy {
             per_account: 100,
             per_address: 3,
             window_secs: 60,
@@ -1427,7 +1429,7 @@ async fn registration_open_creates_and_logs_in() {
 async fn registration_is_throttled_per_address() {
     let s = Server::with(|c| {
         c.registration = Registration::Open;
-        c.throttle.registrations_per_address = 3;
+        c.auth.throttle.registrations_per_address = 3;
     });
     let register = |b: &'static str, name: &'static str, password: &'static str| {
         let s = &s;

@@ -12,7 +12,7 @@ const PROXY: &str = "127.0.0.1:50000";
 fn behind_proxy() -> Server {
     Server::with(|c| {
         c.trusted_proxies = "127.0.0.1/32".parse().unwrap();
-        c.throttle = small_throttle();
+        c.auth.throttle = small_throttle();
     })
 }
 
@@ -84,7 +84,7 @@ const SPOOF: &[(&str, &str)] = &[
 #[tokio::test]
 async fn forwarding_headers_from_an_untrusted_peer_change_nothing() {
     // The default: no trusted proxies at all.
-    let s = Server::with(|c| c.throttle = small_throttle());
+    let s = Server::with(|c| c.auth.throttle = small_throttle());
     s.add_user("alice", "user").await;
     let mut b = Browser::from_addr("192.0.2.1:40000");
     let r = login_with(&mut b, &s, SPOOF, "alice", PW).await;

@@ -1,6 +1,5 @@
-//! The Flask bridge's settings: `--flask-bridge` (or `COUNTERSIGN_FLASK_BRIDGE=true`)
-//! turns it on with Flask's defaults; a `[flask]` table in `countersign.toml` turns it on
-//! with its values:
+//! The Flask bridge's `[flask]` table: it turns the bridge on with its values
+//! (`--flask-bridge` or `COUNTERSIGN_FLASK_BRIDGE=true` turn it on with Flask's defaults):
 //!
 //! ```toml
 //! [flask]
@@ -16,14 +15,13 @@
 use countersign::flask::bridge::{FlaskBridge, MAX_MAX_AGE_SECS, UserKey};
 use serde::Deserialize;
 
+use super::error::{Origin, SettingsError};
 use crate::cli::parse_seconds;
-use crate::config::Env;
-use crate::settings::{Origin, SettingsError};
 
 /// `max_age` as written: seconds, or text such as `31d`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
-pub(crate) enum MaxAge {
+enum MaxAge {
     Secs(i64),
     Text(String),
 }
@@ -31,7 +29,7 @@ pub(crate) enum MaxAge {
 /// The `[flask]` table as written.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FlaskTable {
+struct FlaskTable {
     cookie_name: Option<String>,
     user_key: Option<String>,
     max_age: Option<MaxAge>,
@@ -47,41 +45,24 @@ fn is_cookie_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// The bridge's settings, or `None` when it is off.
-///
-/// `table_origin` names a key of the `[flask]` table for error messages.
+/// The bridge's settings from the `[flask]` table `value`; `origin` names one of its keys
+/// (`flask.max_age`) for error messages.
 ///
 /// # Errors
 /// [`SettingsError::Invalid`] naming the bad value.
-pub(crate) fn resolve(
-    flag: bool,
-    env: &dyn Env,
-    table: Option<&FlaskTable>,
-    table_origin: impl Fn(&'static str) -> Origin,
-) -> Result<Option<FlaskBridge>, SettingsError> {
-    let from_env = match env.var_os("COUNTERSIGN_FLASK_BRIDGE") {
-        None => false,
-        Some(v) if v.is_empty() => false,
-        Some(v) => match v.to_string_lossy().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => true,
-            "0" | "false" | "no" | "off" => false,
-            other => {
-                return Err(SettingsError::Invalid {
-                    origin: Origin::Env("COUNTERSIGN_FLASK_BRIDGE"),
-                    message: format!("expected true or false, got {other:?}"),
-                });
-            }
-        },
-    };
-    if !(flag || from_env || table.is_some()) {
-        return Ok(None);
-    }
-    let t = table.cloned().unwrap_or_default();
-    let d = FlaskBridge::default();
+pub(super) fn bridge(
+    value: &toml::Value,
+    origin: impl Fn(&'static str) -> Origin,
+) -> Result<FlaskBridge, SettingsError> {
     let invalid = |key: &'static str, message: String| SettingsError::Invalid {
-        origin: table_origin(key),
+        origin: origin(key),
         message,
     };
+    let t: FlaskTable = value
+        .clone()
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid("flask", e.message().trim().to_owned()))?;
+    let d = FlaskBridge::default();
     let cookie_name = match t.cookie_name {
         Some(name) if !is_cookie_name(&name) => {
             return Err(invalid(
@@ -127,81 +108,60 @@ pub(crate) fn resolve(
         Some(salt) => salt,
         None => d.salt,
     };
-    Ok(Some(FlaskBridge {
+    Ok(FlaskBridge {
         cookie_name,
         user_key,
         max_age_secs,
         salt,
         write: t.write.unwrap_or(d.write),
-    }))
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::ffi::OsString;
+    #![allow(clippy::unwrap_used)]
     use std::path::PathBuf;
 
     use super::*;
-
-    struct Vars(HashMap<&'static str, &'static str>);
-    impl Env for Vars {
-        fn var_os(&self, name: &str) -> Option<OsString> {
-            self.0.get(name).map(OsString::from)
-        }
-    }
 
     fn origin(key: &'static str) -> Origin {
         Origin::File(PathBuf::from("countersign.toml"), key)
     }
 
-    fn table(toml_text: &str) -> FlaskTable {
-        toml::from_str(toml_text).unwrap()
+    fn table(toml_text: &str) -> toml::Value {
+        toml::Value::Table(toml::from_str(toml_text).unwrap())
     }
 
     #[test]
-    fn off_by_default_on_by_flag_env_or_table() {
-        let none = Vars(HashMap::new());
-        assert_eq!(resolve(false, &none, None, origin).unwrap(), None);
-        assert_eq!(
-            resolve(true, &none, None, origin).unwrap(),
-            Some(FlaskBridge::default())
-        );
-        let on = Vars(HashMap::from([("COUNTERSIGN_FLASK_BRIDGE", "true")]));
-        assert_eq!(
-            resolve(false, &on, None, origin).unwrap(),
-            Some(FlaskBridge::default())
-        );
+    fn the_table_sets_every_option() {
+        assert_eq!(bridge(&table(""), origin).unwrap(), FlaskBridge::default());
         let t = table(
             "cookie_name = \"sid\"\nuser_key = \"_user_id\"\nmax_age = \"7d\"\nsalt = \"s\"\nwrite = true",
         );
         assert_eq!(
-            resolve(false, &none, Some(&t), origin).unwrap(),
-            Some(FlaskBridge {
+            bridge(&t, origin).unwrap(),
+            FlaskBridge {
                 cookie_name: "sid".into(),
                 user_key: UserKey::FlaskLogin,
                 max_age_secs: 7 * 86400,
                 salt: "s".into(),
                 write: true,
-            })
+            }
         );
     }
 
     #[test]
     fn bad_values_name_their_key() {
-        let none = Vars(HashMap::new());
-        let err = |text: &str| {
-            resolve(false, &none, Some(&table(text)), origin)
-                .unwrap_err()
-                .to_string()
-        };
+        let err = |text: &str| bridge(&table(text), origin).unwrap_err().to_string();
         assert!(err("cookie_name = \"a b\"").contains("flask.cookie_name"));
         assert!(err("user_key = \"email\"").contains("flask.user_key"));
         assert!(err("max_age = 0").contains("flask.max_age"));
         assert!(err("max_age = \"500d\"").contains("400 days"));
         assert!(err("salt = \"\"").contains("flask.salt"));
-        assert!(toml::from_str::<FlaskTable>("nope = 1").is_err());
-        let bad = Vars(HashMap::from([("COUNTERSIGN_FLASK_BRIDGE", "maybe")]));
-        assert!(resolve(false, &bad, None, origin).is_err());
+        let unknown = err("nope = 1");
+        assert!(
+            unknown.contains("flask") && unknown.contains("nope"),
+            "{unknown}"
+        );
     }
 }
