@@ -22,8 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zeroize::Zeroize;
 
-pub use super::error::ApiError;
-use super::error::INVALID_CREDENTIALS;
+use super::error::{ApiError, INVALID_CREDENTIALS};
 use super::login::{self, Outcome, Via};
 use super::state::{App, ClientAddr};
 use crate::display::rfc3339;

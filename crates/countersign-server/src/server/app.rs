@@ -18,7 +18,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::envelope::EnvelopeLayer;
-pub use super::state::{App, ClientAddr, Site, UserAgent};
+use super::state::App;
 use super::{api, ops, pages, users, wellknown};
 
 /// How long a request may take before it is answered 408.

@@ -41,7 +41,8 @@ pub mod telemetry;
 pub mod users;
 pub mod wellknown;
 
-pub use app::{App, router};
+pub use app::router;
+pub use state::App;
 
 use keys::KeySource;
 

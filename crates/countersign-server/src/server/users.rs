@@ -14,8 +14,8 @@ use countersign::auth::AccountError;
 use countersign_axum::{Admin, RequireRole};
 use serde_json::{Value, json};
 
-use super::api::ApiError;
-use super::app::App;
+use super::error::ApiError;
+use super::state::App;
 
 /// `POST /api/users/{username}/disable`.
 ///

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod architecture;
 mod browser;
 mod cli;
 mod docs;
