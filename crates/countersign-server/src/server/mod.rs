@@ -1,8 +1,14 @@
-//! `countersign serve`: the router and everything around it.
+//! `countersign serve`: the router and everything around it. Each part depends only on
+//! those below it (`tests/it/architecture.rs` checks it):
 //!
-//! - [`app`]: the state, the router and its layers;
-//! - [`envelope`]: request ids, access log, request metrics, security headers;
-//! - [`pages`], [`api`], [`ops`], [`wellknown`] (the JWK Set, discovery): the handlers;
+//! - [`app`]: the router and its layers;
+//! - the handlers: [`pages`], [`api`], [`users`], [`ops`], [`forward`] (forward
+//!   authentication), [`wellknown`] (the JWK Set, discovery), [`flask`] (the Flask bridge),
+//!   and the password login they share;
+//! - [`state`]: what the handlers read (the engine, the site's settings); [`error`]: the
+//!   JSON error answer and the messages several handlers give;
+//! - [`envelope`]: request ids, access log, request metrics, security headers; middleware
+//!   that knows none of the above;
 //! - [`keys`]: the key ring, with the first-run key file;
 //! - [`telemetry`]: logs (through [`batch_writer`]) and the metrics recorder.
 //!

@@ -607,6 +607,35 @@ fn the_server_flows_one_way() {
     );
 }
 
+/// The most lines a source file may have before its tests: past it, a file holds more
+/// than one topic.
+const MAX_LINES: usize = 900;
+
+#[test]
+fn no_source_file_does_several_jobs() {
+    for name in CRATES {
+        let graph = graph(name);
+        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
+        let long: Vec<String> = graph
+            .files
+            .values()
+            .filter_map(|file| {
+                let text = std::fs::read_to_string(crate_dir.join(file)).unwrap();
+                let lines = text
+                    .lines()
+                    .take_while(|line| line.trim() != "#[cfg(test)]")
+                    .count();
+                (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", file.display()))
+            })
+            .collect();
+        assert!(
+            long.is_empty(),
+            "crates/{name}: {long:?} have more than {MAX_LINES} lines before their tests: split \
+             each by topic"
+        );
+    }
+}
+
 /// The scan itself: what it must see and what it must not.
 #[test]
 fn the_scan_reads_uses_and_skips_the_rest() {
