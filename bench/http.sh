@@ -12,6 +12,14 @@
 #   pg       session /protected, users and sessions in PostgreSQL, cache on and off
 #   2x       two instances sharing PostgreSQL and Redis, one wrk per instance at once (half
 #            the connections each), summed, against one instance with all of them
+#   revoke   revocation propagation: a token used on instance B (so B caches it), revoked
+#            on A, B polled every 1 ms until it refuses; p50/p99 in ms over
+#            BENCH_PROPAGATION_ROUNDS (default 100) revocations, sessions in Redis (pub/sub)
+#            and in PostgreSQL (LISTEN/NOTIFY), both with the default 1 s cache
+#   attack   logins of another account (4 clients, right password) alone, then while 64
+#            clients guess one account's password as fast as they can: logins/s and p99
+#            latency of the other account side by side, and how many argon2 checks the
+#            guesses got (the store's throttle admits 5 per window before any hashing)
 #   forward  forward auth, on an instance trusting 127.0.0.1 as its proxy: GET /auth/request
 #            with a session cookie against GET /healthz on the same instance (interleaved
 #            rounds); then nginx serving a static location with `auth_request` to it against
@@ -219,7 +227,7 @@ else
   PG_CREATED=1
 fi
 
-REDIS=""; REDIS_NC=""; PGS=""; PGS_NC=""; ONE2=""; TWO=""
+REDIS=""; REDIS_NC=""; PGS=""; PGS_NC=""; ONE2=""; TWO=""; PROP_R=""; PROP_P=""
 if [ -z "$SCALE_SKIP" ]; then
   # The database URL with the run's database instead of the admin one.
   PG_URL="$("$PY" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_ADMIN" "$PG_DB")"
@@ -238,7 +246,21 @@ if [ -z "$SCALE_SKIP" ]; then
   for a in "$ADDR_R2" "$ADDR_RNC"; do curl -sf -H "Cookie: $R_COOKIE" "http://$a/protected" >/dev/null; done
   curl -sf -H "Cookie: $P_COOKIE" "http://$ADDR_PNC/protected" >/dev/null
 
-  REDIS="$(rps "http://$ADDR_R1/protected" "Cookie: $R_COOKIE")"
+  # The Redis session row interleaved with /healthz on the same instance (the hot path's
+  # cost, which push invalidation must not raise): medians of ROUNDS rounds.
+  : >"$WORK/redis-rounds"
+  for round in $(seq "$ROUNDS"); do
+    h="$(DUR=$ROUND_SECONDS rps "http://$ADDR_R1/healthz")"
+    r="$(DUR=$ROUND_SECONDS rps "http://$ADDR_R1/protected" "Cookie: $R_COOKIE")"
+    echo "$h $r" >>"$WORK/redis-rounds"
+    echo "redis round $round: healthz $h, session /protected $r" >&2
+  done
+  read -r REDIS REDIS_R < <("$PY" - "$WORK/redis-rounds" <<'PYEOF'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+print(f"{statistics.median(r[1] for r in rows):.2f} {statistics.median(r[1] / r[0] for r in rows):.2f}")
+PYEOF
+)
   REDIS_NC="$(rps "http://$ADDR_RNC/protected" "Cookie: $R_COOKIE")"
   PGS="$(rps "http://$ADDR_P/protected" "Cookie: $P_COOKIE")"
   PGS_NC="$(rps "http://$ADDR_PNC/protected" "Cookie: $P_COOKIE")"
@@ -260,6 +282,46 @@ if [ -z "$SCALE_SKIP" ]; then
   }
   ONE2="$(pair "http://$ADDR_R1/protected" "http://$ADDR_R1/protected")"
   TWO="$(pair "http://$ADDR_R1/protected" "http://$ADDR_R2/protected")"
+
+  # Revocation propagation, A → B: a token used on B, revoked on A, B polled until it
+  # refuses. Keep-alive connections; the time runs from A's answer to the revocation.
+  start_cs P2 --data-dir "$DATA_S" --database-url "$PG_URL"
+  cat >"$WORK/propagate.py" <<'PYEOF'
+import http.client, json, sys, time, urllib.parse
+a, b, user, password, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+def connect(base):
+    u = urllib.parse.urlsplit(base)
+    return http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+ca, cb = connect(a), connect(b)
+def ask(c, method, path, body=None, headers=None):
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    return r.status, r.read()
+JSON = {"Content-Type": "application/json"}
+times = []
+for _ in range(n):
+    status, body = ask(ca, "POST", "/api/token", json.dumps({"username": user, "password": password}), JSON)
+    assert status == 200, (status, body)
+    token = json.loads(body)["access_token"]
+    bearer = {"Authorization": "Bearer " + token}
+    assert ask(cb, "GET", "/protected", headers=bearer)[0] == 200
+    assert ask(ca, "POST", "/api/token/revoke", json.dumps({"token": token}), JSON)[0] == 200
+    start = time.perf_counter()
+    while True:
+        status, _ = ask(cb, "GET", "/protected", headers=bearer)
+        if status == 401:
+            break
+        assert status == 200, status
+        if time.perf_counter() - start > 5:
+            sys.exit("B still accepted a revoked token after 5 s")
+        time.sleep(0.001)
+    times.append((time.perf_counter() - start) * 1000)
+times.sort()
+print(f"{times[len(times) // 2]:.2f} {times[min(len(times) - 1, len(times) * 99 // 100)]:.2f}")
+PYEOF
+  PROP_ROUNDS="${BENCH_PROPAGATION_ROUNDS:-100}"
+  PROP_R="$("$PY" "$WORK/propagate.py" "http://$ADDR_R1" "http://$ADDR_R2" bench "$PASSWORD" "$PROP_ROUNDS")"
+  PROP_P="$("$PY" "$WORK/propagate.py" "http://$ADDR_P" "http://$ADDR_P2" bench "$PASSWORD" "$PROP_ROUNDS")"
 fi
 
 # ----- forward auth: /auth/request, and nginx auth_request in front of a static location -----
@@ -351,6 +413,52 @@ print(f"{h:.2f} {f:.2f} {med([r[1] / r[0] for r in rows]):.2f} {ns:.2f} {na:.2f}
 PYEOF
 )
 
+# ----- logins while 64 clients guess one account -----
+
+# Behind a trusted proxy (127.0.0.1), so the guesser and the honest client have their own
+# addresses: the attack is on one account, not on everyone behind one address.
+LA_DATA="$WORK/la-data"
+printf '%s' "$PASSWORD" | "$BIN" user add bench --role user --password-stdin --data-dir "$LA_DATA" >/dev/null
+printf '%s' "$PASSWORD" | "$BIN" user add victim --role user --password-stdin --data-dir "$LA_DATA" >/dev/null
+start_cs LA --data-dir "$LA_DATA" --trusted-proxies 127.0.0.1/32
+LA_URL="http://$ADDR_LA"
+cat >"$WORK/good-login.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Forwarded-For"] = "198.51.100.7"
+wrk.body = '{"username":"bench","password":"$PASSWORD"}'
+LUA
+# Each 401 is a guess that was evaluated (hashed); 429s were refused before any hashing.
+cat >"$WORK/attack.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Forwarded-For"] = "203.0.113.66"
+wrk.body = '{"username":"victim","password":"not the password"}'
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) hashed = 0 end
+function response(status, headers, body) if status == 401 then hashed = hashed + 1 end end
+function done(summary, latency, requests)
+  local n = 0
+  for _, t in ipairs(threads) do n = n + t:get("hashed") end
+  io.write(string.format("hashed %d\n", n))
+end
+LUA
+wrk -t1 -c4 -d"${DUR}s" --latency -s "$WORK/good-login.lua" "$LA_URL/api/token" >"$WORK/calm.out"
+note_errors "POST /api/token (other account, no attack)" "$(cat "$WORK/calm.out")"
+wrk -t1 -c64 -d"$((DUR + 2))s" -s "$WORK/attack.lua" "$LA_URL/api/token" >"$WORK/attack.out" 2>&1 &
+ATTACK_PID=$!
+sleep 1
+wrk -t1 -c4 -d"${DUR}s" --latency -s "$WORK/good-login.lua" "$LA_URL/api/token" >"$WORK/attacked.out"
+wait "$ATTACK_PID" || true
+note_errors "POST /api/token (other account, under attack)" "$(cat "$WORK/attacked.out")"
+p99_of() { awk '/^ +99%/ { print $2 }' "$1"; }
+rps_of() { awk '/Requests\/sec/ { print $2 }' "$1"; }
+CALM_RPS="$(rps_of "$WORK/calm.out")"; CALM_P99="$(p99_of "$WORK/calm.out")"
+HOT_RPS="$(rps_of "$WORK/attacked.out")"; HOT_P99="$(p99_of "$WORK/attacked.out")"
+ATTACK_RPS="$(rps_of "$WORK/attack.out")"
+GUESS_CHECKS="$(awk '/^hashed / { print $2 }' "$WORK/attack.out")"
+
 ratio() { "$PY" -c "print(f'{float($1)/float($2):.2f}')"; }
 echo
 echo "countersign HTTP benchmark: ${DUR}s per row (first four: $ROUNDS interleaved rounds of ${ROUND_SECONDS}s, medians), $CONNS connections, wrk -t1, $(nproc) cores"
@@ -364,13 +472,19 @@ printf '%-34s %12s   %s\n' "bearer during 32-client login flood" "$FLOODED" "$(r
 if [ -n "$SCALE_SKIP" ]; then
   echo "scale-out rows skipped: $SCALE_SKIP"
 else
-  printf '%-34s %12s   %s\n' "session /protected (Redis)" "$REDIS" "$(ratio "$REDIS" "$PLAIN") of plain (1 s cache)"
+  printf '%-34s %12s   %s\n' "session /protected (Redis)" "$REDIS" "$(ratio "$REDIS" "$PLAIN") of plain; $REDIS_R of its own /healthz (1 s cache, push invalidation; median of $ROUNDS interleaved rounds)"
   printf '%-34s %12s   %s\n' "session /protected (Redis, no cache)" "$REDIS_NC" "$(ratio "$REDIS_NC" "$PLAIN") of plain (--cache-ttl 0)"
   printf '%-34s %12s   %s\n' "session /protected (PostgreSQL)" "$PGS" "$(ratio "$PGS" "$PLAIN") of plain (1 s cache)"
   printf '%-34s %12s   %s\n' "session /protected (PG, no cache)" "$PGS_NC" "$(ratio "$PGS_NC" "$PLAIN") of plain (--cache-ttl 0)"
   printf '%-34s %12s   %s\n' "1 instance, 2 wrk (Redis session)" "$ONE2" "$(ratio "$ONE2" "$REDIS")x the 1-wrk row: the client's share"
   printf '%-34s %12s   %s\n' "2 instances, 2 wrk (Redis session)" "$TWO" "$(ratio "$TWO" "$ONE2")x one instance ($CONNS connections in total, $(nproc) cores)"
+  read -r PR50 PR99 <<<"$PROP_R"
+  read -r PP50 PP99 <<<"$PROP_P"
+  printf '%-34s %12s   %s\n' "revocation A→B (Redis pub/sub)" "p50 ${PR50} ms" "p99 ${PR99} ms ($PROP_ROUNDS revocations, B polled every 1 ms)"
+  printf '%-34s %12s   %s\n' "revocation A→B (PG LISTEN/NOTIFY)" "p50 ${PP50} ms" "p99 ${PP99} ms ($PROP_ROUNDS revocations, B polled every 1 ms)"
 fi
+printf '%-34s %12s   %s\n' "logins, other account (4 clients)" "$CALM_RPS" "p99 $CALM_P99 with no attack"
+printf '%-34s %12s   %s\n' "  … while 64 clients guess one" "$HOT_RPS" "p99 $HOT_P99 under attack ($ATTACK_RPS guesses/s answered, $GUESS_CHECKS of them hashed)"
 printf '%-34s %12s   %s\n' "forward: GET /healthz" "$FA_HEALTH" "1.00 (its own instance, --trusted-proxies 127.0.0.1/32)"
 printf '%-34s %12s   %s\n' "forward: GET /auth/request (session)" "$FA_AUTH" "$FA_R of /healthz (median of $ROUNDS interleaved rounds; goal >= 0.9)"
 if [ -n "$FWD_SKIP" ]; then

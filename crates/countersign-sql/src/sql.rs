@@ -114,6 +114,9 @@ pub(crate) const ATTEMPT_LOCK: &str = "INSERT INTO login_attempts \
      VALUES ($1, 0, 0, 0, 0, 0, 0) \
      ON CONFLICT (key) DO UPDATE SET failures = login_attempts.failures \
      RETURNING failures, pending, pending_until, window_end, strikes, expires_at";
+/// Without a lock: the pre-check that answers refusals without a write.
+pub(crate) const ATTEMPT_READ: &str = "SELECT failures, pending, pending_until, window_end, \
+     strikes, expires_at FROM login_attempts WHERE key = $1";
 pub(crate) const ATTEMPT_WRITE: &str = "UPDATE login_attempts SET failures = $2, pending = $3, \
      pending_until = $4, window_end = $5, strikes = $6, expires_at = $7 WHERE key = $1";
 pub(crate) const ATTEMPT_DELETE: &str = "DELETE FROM login_attempts WHERE key = $1";

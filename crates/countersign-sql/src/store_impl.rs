@@ -91,14 +91,37 @@ macro_rules! impl_stores {
                         .fetch_one(&mut **tx)
                         .await
                         .map_err(store_err)?;
-                    let strikes: i64 = rows::get(&row, 4)?;
+                    Self::attempt_row(&row)
+                }
+
+                /// `key`'s login-attempt row, read without a lock (`None` when there is
+                /// none, or an empty one).
+                async fn attempt_read(
+                    pool: &sqlx::Pool<Db>,
+                    key: &str,
+                ) -> StoreResult<Option<AttemptCounter>> {
+                    let row = sqlx::query(sql::ATTEMPT_READ)
+                        .bind(key)
+                        .fetch_optional(pool)
+                        .await
+                        .map_err(store_err)?;
+                    let Some(row) = row else { return Ok(None) };
+                    Self::attempt_row(&row)
+                }
+
+                /// A login-attempt row (`failures, pending, pending_until, window_end,
+                /// strikes, expires_at`): `None` for an empty one.
+                fn attempt_row(
+                    row: &<Db as sqlx::Database>::Row,
+                ) -> StoreResult<Option<AttemptCounter>> {
+                    let strikes: i64 = rows::get(row, 4)?;
                     let counter = AttemptCounter {
-                        failures: rows::count(rows::get(&row, 0)?)?,
-                        pending: rows::count(rows::get(&row, 1)?)?,
-                        pending_until: UnixTime(rows::get(&row, 2)?),
-                        window_end: UnixTime(rows::get(&row, 3)?),
+                        failures: rows::count(rows::get(row, 0)?)?,
+                        pending: rows::count(rows::get(row, 1)?)?,
+                        pending_until: UnixTime(rows::get(row, 2)?),
+                        window_end: UnixTime(rows::get(row, 3)?),
                         strikes: u32::try_from(strikes).unwrap_or(u32::MAX),
-                        expires_at: UnixTime(rows::get(&row, 5)?),
+                        expires_at: UnixTime(rows::get(row, 5)?),
                     };
                     Ok((counter.expires_at.secs() > 0).then_some(counter))
                 }
@@ -786,6 +809,21 @@ macro_rules! impl_stores {
                     window: AttemptWindow,
                     now: UnixTime,
                 ) -> StoreResult<Reservation> {
+                    // A plain read first: a refusal (or a full house) needs no write
+                    // transaction, so a flood of guesses at a locked account costs reads,
+                    // not turns on the single writer that other logins wait for. Refused
+                    // and full only change towards admitting by a settlement or the clock,
+                    // so answering from this read never admits more than the limit: at
+                    // worst it refuses an attempt that a settlement a moment ago would
+                    // have let through. An admission is decided inside the transaction.
+                    let mut seen = Vec::with_capacity(limits.len());
+                    for limit in limits {
+                        seen.push(Self::attempt_read(self.reader(), limit.key).await?);
+                    }
+                    let (answer, _) = attempts::reserve(&seen, limits, window, now);
+                    if answer != Reservation::Admitted {
+                        return Ok(answer);
+                    }
                     let mut tx = self.begin_write().await.map_err(store_err)?;
                     let result = Self::reserve_in(&mut tx, limits, window, now).await;
                     Self::finish(tx, result).await

@@ -83,6 +83,8 @@
 //!   URLs without their secrets. `testing` (feature of that name): a store wrapper that
 //!   fails operations on demand, for tests. [`sweep`]: removing what has expired, one trait
 //!   and one background loop for every store.
+//! - [`attempts`]: login throttling's rules, which every store applies in one atomic step
+//!   per attempt; [`invalidation`]: revocations pushed to every instance's cache.
 //!
 //! No HTTP and no database driver live here: the web and storage crates depend on this
 //! one, never the reverse (the example above builds with them as dev-dependencies only).
