@@ -3,15 +3,17 @@
 //! Layers, outermost first: a panic becomes a 500 (never expected; the handlers do not
 //! unwrap); the [envelope](super::envelope) (a fresh request id, the request span and
 //! access log, the request metrics, the request timeout, the security headers with
-//! `Cache-Control: no-store` on every response); the body limit (413); the CSRF guard of
-//! `countersign-axum`, which every route passes except the token endpoints (credentials in
-//! the body, no cookie set), the operations routes and unknown routes.
+//! `Cache-Control: no-store` on every response); the body limit (413); then, around the
+//! handlers of each route except the token endpoints (credentials in the body, no cookie
+//! set) and the operations routes, the CSRF guard of `countersign-axum`. Unknown routes
+//! (404) and methods a route does not take (405 with `Allow`) pass no guard.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::routing::{MethodRouter, delete, get, post};
 use countersign_axum::CsrfLayer;
 use tower::ServiceBuilder;
@@ -24,30 +26,70 @@ use super::{api, ops, pages, users, wellknown};
 /// How long a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `handler` behind the CSRF guard.
+fn guard<H, T>(csrf: &CsrfLayer, handler: H) -> impl Handler<T, App>
+where
+    H: Handler<T, App>,
+    T: 'static,
+{
+    handler.layer(csrf.clone())
+}
+
 /// The whole router, ready to serve.
 pub fn router(app: App) -> Router {
-    let mut browser = Router::new()
-        .route("/", get(pages::home))
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/setup", get(pages::setup_form).post(pages::setup))
-        .route("/logout", get(pages::logout_page).post(pages::logout))
-        .route("/account/sessions", get(pages::sessions))
-        .route("/account/sessions/revoke", post(pages::revoke_session))
-        .route("/account/sessions/revoke-all", post(pages::revoke_all))
-        .route("/protected", get(api::protected))
-        .route("/api/me", get(api::me))
-        .route("/api/users", get(api::list_users))
-        .route("/api/users/{username}/disable", post(users::disable_user))
-        .route("/api/users/{username}/enable", post(users::enable_user))
-        .route("/api/sessions", get(api::list_sessions))
-        .route("/api/sessions/{id}", delete(api::revoke_session))
-        .route("/api/sessions/revoke-all", post(api::revoke_all));
-    if app.registration_open() {
-        browser = browser.route("/register", get(pages::register_form).post(pages::register));
-    }
+    let refused = app.clone();
+    let csrf = CsrfLayer::new(Arc::clone(&app.auth))
+        .on_rejection(move |parts, rejection| pages::refused(&refused, parts, rejection));
+    // The guard wraps the handlers of the guarded routes, not the routes: a method a route
+    // does not take is 405 with `Allow` (`TRACE /login`), not a CSRF refusal, and an unknown
+    // route is 404. Around each handler it costs no box of its own.
+    let mut guarded: Vec<(&str, MethodRouter<App>)> = vec![
+        ("/", get(guard(&csrf, pages::home))),
+        (
+            "/login",
+            get(guard(&csrf, pages::login_form)).post(guard(&csrf, pages::login)),
+        ),
+        (
+            "/setup",
+            get(guard(&csrf, pages::setup_form)).post(guard(&csrf, pages::setup)),
+        ),
+        (
+            "/logout",
+            get(guard(&csrf, pages::logout_page)).post(guard(&csrf, pages::logout)),
+        ),
+        ("/account/sessions", get(guard(&csrf, pages::sessions))),
+        (
+            "/account/sessions/revoke",
+            post(guard(&csrf, pages::revoke_session)),
+        ),
+        (
+            "/account/sessions/revoke-all",
+            post(guard(&csrf, pages::revoke_all)),
+        ),
+        ("/protected", get(guard(&csrf, api::protected))),
+        ("/api/me", get(guard(&csrf, api::me))),
+        ("/api/users", get(guard(&csrf, api::list_users))),
+        (
+            "/api/users/{username}/disable",
+            post(guard(&csrf, users::disable_user)),
+        ),
+        (
+            "/api/users/{username}/enable",
+            post(guard(&csrf, users::enable_user)),
+        ),
+        ("/api/sessions", get(guard(&csrf, api::list_sessions))),
+        (
+            "/api/sessions/{id}",
+            delete(guard(&csrf, api::revoke_session)),
+        ),
+        (
+            "/api/sessions/revoke-all",
+            post(guard(&csrf, api::revoke_all)),
+        ),
+    ];
     // Routes outside the CSRF guard: the token endpoints take credentials in the body and
     // set no cookie; the operations routes change nothing. Every other route is guarded.
-    let unguarded: [(&str, MethodRouter<App>); 12] = [
+    let mut unguarded: Vec<(&str, MethodRouter<App>)> = vec![
         ("/api/token", post(api::token)),
         ("/api/token/refresh", post(api::refresh)),
         ("/api/token/revoke", post(api::revoke)),
@@ -68,32 +110,37 @@ pub fn router(app: App) -> Router {
             get(wellknown::discovery),
         ),
     ];
-    let skipped: Vec<&str> = unguarded.iter().map(|(path, _)| *path).collect();
-    let open = unguarded
+    if app.registration_open() {
+        guarded.push((
+            "/register",
+            get(guard(&csrf, pages::register_form)).post(guard(&csrf, pages::register)),
+        ));
+    } else {
+        // Closed, `/register` answers its two methods as an unknown route does, and any
+        // other method 405 like every route of the document.
+        unguarded.push(("/register", get(ops::not_found).post(ops::not_found)));
+    }
+    let routes = guarded
         .into_iter()
+        .chain(unguarded)
         .fold(Router::new(), |router, (path, route)| {
             router.route(path, route)
         });
     // The Flask bridge, when on: a Flask session cookie becomes a countersign session
     // before any handler reads the request.
-    if app.site.flask.is_some() {
-        browser = browser.layer(axum::middleware::from_fn_with_state(
+    let routes = if app.site.flask.is_some() {
+        routes.layer(axum::middleware::from_fn_with_state(
             app.clone(),
             super::flask::exchange,
-        ));
-    }
+        ))
+    } else {
+        routes
+    };
     let max_body = app.site.max_body_bytes;
-    let refused = app.clone();
-    let csrf = CsrfLayer::new(Arc::clone(&app.auth))
-        .skip_routes(skipped)
-        .skip_unmatched()
-        .on_rejection(move |parts, rejection| pages::refused(&refused, parts, rejection));
-    Router::new()
-        .merge(browser)
-        .merge(open)
+    routes
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        // One `layer` call for all four: axum boxes each layer it is given around every
+        // One `layer` call for all three: axum boxes each layer it is given around every
         // route, and each box costs a request an allocation and a clone.
         .layer(
             ServiceBuilder::new()
@@ -102,8 +149,7 @@ pub fn router(app: App) -> Router {
                     REQUEST_TIMEOUT,
                     pages::content_security_policy().clone(),
                 ))
-                .layer(DefaultBodyLimit::max(max_body))
-                .layer(csrf),
+                .layer(DefaultBodyLimit::max(max_body)),
         )
         .with_state(app)
 }

@@ -522,15 +522,13 @@ pub struct RevokeForm {
 }
 
 /// `POST /account/sessions/revoke`: ends one of my sessions; back to the list (or to `/`
-/// with the cookie cleared, when it was this one).
+/// with the cookie cleared, when it was this one). A form without a session id is 400
+/// whoever sends it; a visitor who is not logged in is sent to `/login`.
 pub async fn revoke_session(
     State(app): State<App>,
     MaybeAuthenticated(user): MaybeAuthenticated,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> Response {
-    let Some(principal) = user else {
-        return see_other("/login");
-    };
     let Some(key) = form.ok().and_then(|Form(f)| SessionKey::parse(&f.id)) else {
         return error_page(
             &app,
@@ -538,6 +536,9 @@ pub async fn revoke_session(
             "Bad request",
             "That is not a session id.",
         );
+    };
+    let Some(principal) = user else {
+        return see_other("/login");
     };
     let id = match app.user_id_of(&principal).await {
         Ok(Some(id)) => id,
