@@ -12,7 +12,7 @@ use axum::response::Response;
 use countersign_axum::{MaybeAuthenticated, csrf_token_for};
 use serde::Deserialize;
 
-use super::common::{Nav, content_security_policy, error_page, render, see_other};
+use super::common::{Nav, content_security_policy, render, see_other};
 use crate::server::state::App;
 
 /// `?rd=URL`: where to go afterwards.
@@ -101,23 +101,19 @@ pub async fn logout_page(
     query: Result<Query<ReturnQuery>, QueryRejection>,
 ) -> Response {
     let return_to = checked_rd(&app, query);
-    let Some(principal) = user else {
+    // Not logged in, or by an access token (no session to end here: it is revoked at
+    // /api/token/revoke): nothing to confirm, straight back.
+    let Some((principal, csrf_token)) = user
+        .as_ref()
+        .and_then(|p| csrf_token_for(p).map(|token| (p, token)))
+    else {
         let response = see_other("/");
         return back_to(&app, response, return_to.as_deref().unwrap_or_default());
-    };
-    let Some(csrf_token) = csrf_token_for(&principal) else {
-        // A bearer token has no session to end here.
-        return error_page(
-            &app,
-            StatusCode::BAD_REQUEST,
-            "Nothing to log out of",
-            "This request carries an access token, not a session. Revoke the token instead.",
-        );
     };
     let page = render(
         StatusCode::OK,
         &LogoutPage {
-            nav: Nav::new(&app, Some(&principal)),
+            nav: Nav::new(&app, Some(principal)),
             csrf_token,
             return_to: return_to.as_deref(),
         },
