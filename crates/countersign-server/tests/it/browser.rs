@@ -914,7 +914,9 @@ async fn behind_nginx_with_tls() {
         ),
         ("x-real-ip", "203.0.113.11"),
     ];
-    let cases: [(&str, &str, &[(&str, &str)]); 3] = [
+    /// A case: its name, the base URL, and the headers the client adds.
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 3] = [
         ("through nginx", &via_nginx, &[]),
         ("through nginx, spoofing", &via_nginx, spoof),
         // Straight to the server: the peer is not a trusted proxy, so nothing forwarded

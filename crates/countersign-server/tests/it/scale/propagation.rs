@@ -321,7 +321,11 @@ async fn redis_sessions_throttle_as_one_and_revocations_reach_the_other_instance
         + metric(&http, &b, "countersign_password_verifications_total").await;
     let mut burst = tokio::task::JoinSet::new();
     for i in 0..50_u32 {
-        let url = if i.is_multiple_of(2) { a.url("") } else { b.url("") };
+        let url = if i.is_multiple_of(2) {
+            a.url("")
+        } else {
+            b.url("")
+        };
         let http = http.clone();
         burst.spawn(async move {
             http.post(format!("{url}/api/token"))
