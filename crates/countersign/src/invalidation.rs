@@ -21,11 +21,11 @@
 //! at most [`MAX_MESSAGE`] bytes (PostgreSQL's `NOTIFY` takes under 8000); more items make
 //! more messages.
 
-use async_trait::async_trait;
-
 use crate::session::SessionKey;
-use crate::store::StoreResult;
 use crate::user::UserId;
+
+/// The session store's channel, where messages are published: the store owns it.
+pub use crate::store::Broadcast;
 
 /// The largest message [`encode`] makes, bytes.
 pub const MAX_MESSAGE: usize = 7_000;
@@ -95,13 +95,6 @@ pub fn decode(message: &str) -> Vec<Invalidation> {
         .filter(|l| !l.is_empty())
         .map(Invalidation::parse)
         .collect()
-}
-
-/// Sends messages to every instance listening on the session store (this one included).
-#[async_trait]
-pub trait Broadcast: Send + Sync + 'static {
-    /// Publish one message.
-    async fn publish(&self, message: &str) -> StoreResult<()>;
 }
 
 /// Where a listener delivers: the service ([`crate::auth::Auth`] implements it).

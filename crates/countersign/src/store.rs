@@ -149,9 +149,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The channel on which revocations are published to every process using this store
     /// ([`crate::invalidation`]), if it has one. None (the default) means other processes
     /// see changes only when their cache entries expire.
-    fn broadcast(&self) -> Option<std::sync::Arc<dyn crate::invalidation::Broadcast>> {
+    fn broadcast(&self) -> Option<std::sync::Arc<dyn Broadcast>> {
         None
     }
+}
+
+/// A session store's channel: sends messages ([`crate::invalidation`]'s format) to every
+/// instance listening on the store (this one included).
+#[async_trait]
+pub trait Broadcast: Send + Sync + 'static {
+    /// Publish one message.
+    async fn publish(&self, message: &str) -> StoreResult<()>;
 }
 
 /// Refresh-token families.
