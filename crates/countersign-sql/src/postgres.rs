@@ -11,10 +11,11 @@ use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, Transaction};
 
-use crate::migrate::{Dialect, migrator};
-use countersign::redact::is_secret_param;
+use countersign::redact::{is_secret_param, redacted_url};
 
-use crate::{PoolOptions, SqlError, redacted_url};
+use crate::SqlError;
+use crate::migrate::{Dialect, migrator};
+use crate::options::PoolOptions;
 
 type Db = Postgres;
 
@@ -159,4 +160,4 @@ impl fmt::Display for PgStore {
     }
 }
 
-crate::store_impl::impl_stores!(PgStore);
+crate::store_impl::impl_stores!(crate::postgres::PgStore, crate::postgres::Db);

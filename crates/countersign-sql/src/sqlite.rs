@@ -20,8 +20,11 @@ use std::time::{Duration, Instant};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
+use countersign::redact::redacted_url;
+
+use crate::SqlError;
 use crate::migrate::{Dialect, migrator};
-use crate::{PoolOptions, SqlError, redacted_url};
+use crate::options::PoolOptions;
 
 type Db = Sqlite;
 
@@ -254,4 +257,4 @@ impl fmt::Display for SqliteStore {
     }
 }
 
-crate::store_impl::impl_stores!(SqliteStore);
+crate::store_impl::impl_stores!(crate::sqlite::SqliteStore, crate::sqlite::Db);

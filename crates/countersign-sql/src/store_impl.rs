@@ -2,13 +2,15 @@
 //!
 //! sqlx code generic over the database needs a wall of higher-ranked bounds (and fights
 //! `async_trait`'s `Send` requirements), so the implementations are one macro body expanded
-//! in `sqlite.rs` and in `postgres.rs`. Each expansion site provides a `Db` type alias and,
-//! on its store type, `reader()` (the pool for reads), `writer()` (the pool for writes:
-//! SQLite's single writer connection, PostgreSQL's one pool) and `begin_write()` (a
-//! transaction that may write: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL).
+//! in `sqlite.rs` and in `postgres.rs`. Each expansion site names its store type and its
+//! `Db` type alias by full path (`crate::postgres::PgStore`), so that the body names no
+//! module relative to where it is written, and provides, on its store type, `reader()`
+//! (the pool for reads), `writer()` (the pool for writes: SQLite's single writer
+//! connection, PostgreSQL's one pool) and `begin_write()` (a transaction that may write:
+//! `BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL).
 
 macro_rules! impl_stores {
-    ($store:ident) => {
+    ($store:ty, $db:ty) => {
         mod store_impl {
             use async_trait::async_trait;
             use countersign::attempts::{
@@ -23,14 +25,13 @@ macro_rules! impl_stores {
                 ThrottleStore, UserImport, UserStore,
             };
             use countersign::user::{NewUser, Role, User, UserId};
-            use sqlx::Transaction;
-
-            use super::{Db, $store};
             use countersign::sweep::{Sweep, SweepReport};
+            use sqlx::Transaction;
 
             use crate::error::store_err;
             use crate::{rows, sql};
 
+            type Db = $db;
             type Tx = Transaction<'static, Db>;
 
             /// Everything that has expired at `now`: sessions, ended and revoked refresh
