@@ -9,7 +9,7 @@ use http::request::Parts;
 use http::{HeaderMap, header};
 
 use crate::cookie::{CookieConfig, read_cookie};
-use crate::forwarded::TrustedProxies;
+use crate::proxies::TrustedProxies;
 use crate::rejection::AuthRejection;
 
 /// What the extractors and the CSRF guard need: the engine, cookie settings and the

@@ -122,6 +122,7 @@ mod csrf;
 mod extract;
 mod forwarded;
 pub mod handlers;
+mod proxies;
 mod rejection;
 mod sign;
 
@@ -136,7 +137,8 @@ pub use crate::extract::{
     Admin, AuthState, Authenticated, MaybeAuthenticated, RequireRole, RoleHolder, RoleName,
     csrf_token_for,
 };
-pub use crate::forwarded::{BadProxy, ClientAddr, Origin, TrustedProxies, UserAgent};
+pub use crate::forwarded::{ClientAddr, Origin, UserAgent};
+pub use crate::proxies::{BadProxy, TrustedProxies};
 pub use crate::rejection::{AuthRejection, wants_html};
 pub use crate::sign::{SignedIn, sign_in, sign_out};
 pub use countersign::auth::{Method, Principal};
