@@ -33,7 +33,54 @@ use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::b64;
-use crate::jwt::Algorithm;
+
+/// A JWS algorithm this crate signs or verifies with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Algorithm {
+    /// HMAC-SHA256 with the shared secret key ring.
+    HS256,
+    /// Ed25519 signatures (RFC 8037).
+    EdDSA,
+    /// ECDSA over P-256 with SHA-256 (RFC 7518 §3.4).
+    ES256,
+}
+
+impl Algorithm {
+    /// The JOSE name (`"HS256"`, `"EdDSA"`, `"ES256"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HS256 => "HS256",
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+        }
+    }
+
+    /// The algorithm with this exact JOSE name (case matters, as in RFC 7515).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "HS256" => Some(Self::HS256),
+            "EdDSA" => Some(Self::EdDSA),
+            "ES256" => Some(Self::ES256),
+            _ => None,
+        }
+    }
+
+    /// The key type, for messages.
+    pub(crate) fn curve(self) -> &'static str {
+        match self {
+            Self::HS256 => "HMAC",
+            Self::EdDSA => "Ed25519",
+            Self::ES256 => "P-256",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The most keys a JWK Set may hold for us to use it (current, next, retired and some
 /// room): a token without `kid` is tried against at most this many keys.

@@ -23,63 +23,18 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
-use super::{
-    Issuance, Issued, JwtError, Part, ReservedClaim, Subject, Validation, Verified, check_claims,
-    check_params, decode_claims, decode_object, recognised_by_ring, shown, split,
+use super::claims::Claims;
+use super::compact::{
+    Issuance, Issued, ReservedClaim, Subject, Validation, Verified, check_claims, check_params,
+    decode_claims, decode_object, issued_claims, split, with_scratch,
 };
+use super::error::{JwtError, Part, shown};
+use super::hs256::{self, recognised_by_ring};
 use crate::b64;
 use crate::clock::UnixTime;
-use crate::jwt::claims::Claims;
 use crate::keys::KeyRing;
+pub use crate::signing::Algorithm;
 use crate::signing::{JwkError, JwkSet, MAX_PUBLIC_KEYS, PublicKey, SignError, SigningKey};
-
-/// A JWS algorithm this crate signs or verifies with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(clippy::upper_case_acronyms)]
-pub enum Algorithm {
-    /// HMAC-SHA256 with the shared secret key ring.
-    HS256,
-    /// Ed25519 signatures (RFC 8037).
-    EdDSA,
-    /// ECDSA over P-256 with SHA-256 (RFC 7518 §3.4).
-    ES256,
-}
-
-impl Algorithm {
-    /// The JOSE name (`"HS256"`, `"EdDSA"`, `"ES256"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::HS256 => "HS256",
-            Self::EdDSA => "EdDSA",
-            Self::ES256 => "ES256",
-        }
-    }
-
-    /// The algorithm with this exact JOSE name (case matters, as in RFC 7515).
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "HS256" => Some(Self::HS256),
-            "EdDSA" => Some(Self::EdDSA),
-            "ES256" => Some(Self::ES256),
-            _ => None,
-        }
-    }
-
-    /// The key type, for messages.
-    pub(crate) fn curve(self) -> &'static str {
-        match self {
-            Self::HS256 => "HMAC",
-            Self::EdDSA => "Ed25519",
-            Self::ES256 => "P-256",
-        }
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The header segment we issue with `key`: `{"alg":…,"typ":"JWT","kid":…}`.
 fn header_for(key: &PublicKey) -> String {
@@ -359,7 +314,7 @@ impl TokenKeys {
     /// [`SignError`] when ES256 cannot get randomness from the OS.
     pub fn encode(&self, ring: &KeyRing, claims: &mut Claims) -> Result<String, SignError> {
         match &self.signer {
-            None => Ok(super::encode(ring, claims)),
+            None => Ok(hs256::encode(ring, claims)),
             Some(signer) => {
                 if let Some(issuer) = &self.issuer {
                     claims.iss = Some(issuer.clone());
@@ -397,7 +352,7 @@ impl TokenKeys {
         now: UnixTime,
     ) -> Result<Verified, JwtError> {
         if self.public.is_empty() && self.accept_hs256 {
-            return super::verify(ring, validation, token, now);
+            return hs256::verify(ring, validation, token, now);
         }
         let ring = self.accept_hs256.then_some((ring, validation));
         match &self.audience {
@@ -418,7 +373,7 @@ impl TokenKeys {
 /// # Errors
 /// [`SignError`] when ES256 cannot get randomness from the OS.
 pub fn encode_signed(signer: &Signer, claims: &Claims) -> Result<String, SignError> {
-    super::with_scratch(|json| {
+    with_scratch(|json| {
         json.clear();
         claims.write_json(json);
         let len = signer.header_b64.len() + 1 + b64::encoded_len(json.len()) + 1 + 86;
@@ -455,7 +410,7 @@ pub fn issue_signed(
     subject: Subject,
     now: UnixTime,
 ) -> Result<Issued, IssueError> {
-    let claims = super::issued_claims(issuance, subject, now)?;
+    let claims = issued_claims(issuance, subject, now)?;
     let token = encode_signed(signer, &claims)?;
     Ok(Issued { token, claims })
 }
@@ -526,7 +481,7 @@ fn verify_inner(
         if let Some((ring, hs256)) = ring
             && recognised_by_ring(ring, header_b64)
         {
-            return super::verify(ring, hs256, token, now);
+            return hs256::verify(ring, hs256, token, now);
         }
         let header = decode_object(header_b64, Part::Header)?;
         let alg = match header.get("alg") {
@@ -536,7 +491,7 @@ fn verify_inner(
         match Algorithm::from_name(alg) {
             Some(Algorithm::HS256) => {
                 return match ring {
-                    Some((ring, hs256)) => super::verify(ring, hs256, token, now),
+                    Some((ring, hs256)) => hs256::verify(ring, hs256, token, now),
                     None => Err(JwtError::AlgorithmNotAccepted { alg: shown(alg) }),
                 };
             }

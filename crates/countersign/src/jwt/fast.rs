@@ -190,7 +190,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn general(json: &[u8]) -> Result<Claims, super::super::JwtError> {
-        super::super::claims_strict(json)
+        super::super::compact::claims_strict(json)
     }
 
     #[test]

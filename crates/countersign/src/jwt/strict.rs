@@ -147,3 +147,13 @@ impl StrictError {
         }
     }
 }
+
+/// A JSON object by the strict parser (duplicate members refused at every depth), for
+/// documents other than tokens (JWK Sets); the error as text.
+pub(crate) fn parse_strict_object(json: &[u8]) -> Result<Map<String, Value>, String> {
+    parse_object(json).map_err(|e| match e {
+        StrictError::Duplicate(name) => format!("duplicate member {name:?}"),
+        StrictError::NotAnObject => "not a JSON object".to_owned(),
+        StrictError::Syntax(e) => e.to_string(),
+    })
+}
