@@ -1,7 +1,7 @@
 //! `countersign serve`: the router and everything around it. Each part depends only on
 //! those below it (`tests/it/architecture.rs` checks it):
 //!
-//! - [`app`]: the router and its layers;
+//! - [`router`](mod@router): the router and its layers;
 //! - the handlers: [`pages`], [`api`], [`users`], [`ops`], [`forward`] (forward
 //!   authentication), [`wellknown`] (the JWK Set, discovery), [`flask`] (the Flask bridge),
 //!   and the password login they share;
@@ -32,7 +32,6 @@ use crate::signing::{self, SigningSource};
 use crate::storage::Stores;
 
 pub mod api;
-pub mod app;
 pub mod batch_writer;
 pub mod envelope;
 pub mod error;
@@ -42,12 +41,13 @@ pub mod keys;
 mod login;
 pub mod ops;
 pub mod pages;
+pub mod router;
 pub mod state;
 pub mod telemetry;
 pub mod users;
 pub mod wellknown;
 
-pub use app::router;
+pub use router::router;
 pub use state::App;
 
 use keys::KeySource;

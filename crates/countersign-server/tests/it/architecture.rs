@@ -493,7 +493,7 @@ const HANDLERS: &[&str] = &[
 ];
 
 /// The router.
-const ROUTER: &str = "crate::server::app";
+const ROUTER: &str = "crate::server::router";
 
 fn graph(name: &str) -> ModuleGraph {
     ModuleGraph::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name))

@@ -735,11 +735,11 @@ fn inline_path_constants(code: &str) -> String {
     code
 }
 
-/// The routes `src/server/app.rs` registers: each `"/…"` literal with the method routers
+/// The routes `src/server/router.rs` registers: each `"/…"` literal with the method routers
 /// (`get(`, `.post(`, …) in the same call, comments left out.
 fn registered_routes() -> BTreeSet<(String, String)> {
     let source =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/app.rs"))
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/router.rs"))
             .unwrap();
     let code: String = source
         .split("#[cfg(test)]")
@@ -811,19 +811,19 @@ async fn http_doc() {
     let registered = registered_routes();
     assert!(
         !registered.is_empty(),
-        "no route found in src/server/app.rs: the scan in tests/it/docs.rs needs updating"
+        "no route found in src/server/router.rs: the scan in tests/it/docs.rs needs updating"
     );
     let undocumented: BTreeSet<_> = registered.difference(&in_openapi).cloned().collect();
     assert!(
         undocumented.is_empty(),
-        "the router (src/server/app.rs) registers routes that openapi.json does not \
+        "the router (src/server/router.rs) registers routes that openapi.json does not \
          describe: {}",
         list(&undocumented)
     );
     let unrouted: BTreeSet<_> = in_openapi.difference(&registered).cloned().collect();
     assert!(
         unrouted.is_empty(),
-        "openapi.json describes routes that the router (src/server/app.rs) does not \
+        "openapi.json describes routes that the router (src/server/router.rs) does not \
          register: {}",
         list(&unrouted)
     );
