@@ -200,6 +200,14 @@ impl UserStore for SqlStore {
     async fn list_users(&self) -> StoreResult<Vec<User>> {
         dispatch!(self.list_users())
     }
+    async fn password_hashes_after(
+        &self,
+        after: UserId,
+        limit: u32,
+        skip_prefix: &str,
+    ) -> StoreResult<Vec<(UserId, PasswordHash)>> {
+        dispatch!(self.password_hashes_after(after, limit, skip_prefix))
+    }
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
         dispatch!(self.set_password_hash(id, hash))
     }

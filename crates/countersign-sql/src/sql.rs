@@ -14,6 +14,9 @@ pub(crate) const USER_BY_ID: &str =
     "SELECT id, username, role, password_hash, created_at, disabled FROM users WHERE id = $1";
 pub(crate) const LIST_USERS: &str =
     "SELECT id, username, role, password_hash, created_at, disabled FROM users ORDER BY id";
+/// A page of the survey of hash formats: hashes other than those starting with `$3`.
+pub(crate) const PASSWORD_HASHES_AFTER: &str = "SELECT id, password_hash FROM users \
+     WHERE id > $1 AND substr(password_hash, 1, length($3)) <> $3 ORDER BY id LIMIT $2";
 pub(crate) const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
 /// The rehash at login: only if the hash is still the one verified.
 pub(crate) const REPLACE_PASSWORD_HASH: &str =

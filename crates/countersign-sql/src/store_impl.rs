@@ -434,6 +434,29 @@ macro_rules! impl_stores {
                         .collect()
                 }
 
+                async fn password_hashes_after(
+                    &self,
+                    after: UserId,
+                    limit: u32,
+                    skip_prefix: &str,
+                ) -> StoreResult<Vec<(UserId, PasswordHash)>> {
+                    sqlx::query(sql::PASSWORD_HASHES_AFTER)
+                        .bind(after.0)
+                        .bind(i64::from(limit))
+                        .bind(skip_prefix)
+                        .fetch_all(self.reader())
+                        .await
+                        .map_err(store_err)?
+                        .iter()
+                        .map(|row| {
+                            Ok((
+                                UserId(rows::get(row, 0)?),
+                                PasswordHash::from_phc(rows::get::<_, &str>(row, 1)?),
+                            ))
+                        })
+                        .collect()
+                }
+
                 async fn set_password_hash(
                     &self,
                     id: UserId,

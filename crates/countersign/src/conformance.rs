@@ -154,6 +154,57 @@ pub async fn users_replace_password_hash<S: UserStore>(s: &S) {
     );
 }
 
+/// The survey of hash formats reads pages: by id, above `after`, at most `limit`, without
+/// the hashes that start with the prefix given.
+pub async fn users_password_hashes_after<S: UserStore>(s: &S) {
+    let tag = crate::random::token_id().replace(['-', '_'], "x");
+    let skip = format!("$argon2id$v=19$m=64,t=1,p=1$skip{tag}");
+    let mut made = Vec::new();
+    for (prefix, hash) in [
+        ("a", PasswordHash::from_phc(format!("pbkdf2:sha256:1$a{tag}$00"))),
+        ("b", PasswordHash::from_phc(format!("{skip}$aGFzaA"))),
+        ("c", PasswordHash::from_phc(format!("$2b$04$c{tag}"))),
+        ("d", hash(&format!("d{tag}"))),
+    ] {
+        let user = s
+            .create_user(NewUser {
+                username: random_name(prefix),
+                role: Role::user(),
+                password_hash: hash,
+                created_at: T0,
+            })
+            .await
+            .unwrap();
+        made.push((user.id, user.password_hash));
+    }
+    let (first, last) = (made[0].0, made[3].0);
+    // Other tests may add users in between: read from just before the first to the last.
+    let mut seen = Vec::new();
+    let mut after = UserId(first.0 - 1);
+    loop {
+        let page = s.password_hashes_after(after, 2, &skip).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some((end, _)) = page.last() else { break };
+        after = *end;
+        seen.extend(page);
+        if after >= last {
+            break;
+        }
+    }
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "by id, no repeats");
+    assert!(seen.iter().all(|(_, h)| !h.as_str().starts_with(&skip)));
+    for (id, hash) in [&made[0], &made[2], &made[3]] {
+        assert!(seen.contains(&(*id, hash.clone())), "{id:?}");
+    }
+    assert!(seen.iter().all(|(id, _)| *id != made[1].0), "skipped");
+    // Nothing above the largest id.
+    let beyond = s
+        .password_hashes_after(UserId(i64::MAX - 1), 10, &skip)
+        .await
+        .unwrap();
+    assert!(beyond.is_empty());
+}
+
 /// Imports: all or nothing, taken names and ids reported per row (in the store, earlier in
 /// the import, earlier in the batch), kept ids kept, later ids after them.
 pub async fn users_import<S: UserStore>(s: &S) {
@@ -787,6 +838,7 @@ macro_rules! user_store_tests {
         $crate::__conformance_case!($make, users_crud);
         $crate::__conformance_case!($make, users_concurrent_create);
         $crate::__conformance_case!($make, users_replace_password_hash);
+        $crate::__conformance_case!($make, users_password_hashes_after);
         $crate::__conformance_case!($make, users_import);
         $crate::__conformance_case!($make, users_disable);
     };

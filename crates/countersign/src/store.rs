@@ -85,6 +85,29 @@ pub trait UserStore: Send + Sync + 'static {
     async fn begin_import(&self) -> StoreResult<Box<dyn UserImport + '_>> {
         Err(backend(ImportUnsupported))
     }
+    /// Stored password hashes a page at a time, for the survey of the hash formats in use
+    /// ([`crate::password::HashingPool::survey`]): up to `limit` users with an id above
+    /// `after`, by id, as `(id, hash)`, leaving out the hashes that start with
+    /// `skip_prefix` (countersign's own current argon2id, which need not be read). The
+    /// default filters [`list_users`](Self::list_users); stores that can read one page
+    /// override it.
+    async fn password_hashes_after(
+        &self,
+        after: UserId,
+        limit: u32,
+        skip_prefix: &str,
+    ) -> StoreResult<Vec<(UserId, PasswordHash)>> {
+        let mut page: Vec<_> = self
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|u| u.id > after && !u.password_hash.as_str().starts_with(skip_prefix))
+            .map(|u| (u.id, u.password_hash))
+            .collect();
+        page.sort_by_key(|(id, _)| *id);
+        page.truncate(limit as usize);
+        Ok(page)
+    }
 }
 
 /// A user to import: a [`NewUser`], and the id the old application gave it when that id
