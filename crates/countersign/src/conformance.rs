@@ -161,7 +161,10 @@ pub async fn users_password_hashes_after<S: UserStore>(s: &S) {
     let skip = format!("$argon2id$v=19$m=64,t=1,p=1$skip{tag}");
     let mut made = Vec::new();
     for (prefix, hash) in [
-        ("a", PasswordHash::from_phc(format!("pbkdf2:sha256:1$a{tag}$00"))),
+        (
+            "a",
+            PasswordHash::from_phc(format!("pbkdf2:sha256:1$a{tag}$00")),
+        ),
         ("b", PasswordHash::from_phc(format!("{skip}$aGFzaA"))),
         ("c", PasswordHash::from_phc(format!("$2b$04$c{tag}"))),
         ("d", hash(&format!("d{tag}"))),
@@ -191,7 +194,10 @@ pub async fn users_password_hashes_after<S: UserStore>(s: &S) {
             break;
         }
     }
-    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "by id, no repeats");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "by id, no repeats"
+    );
     assert!(seen.iter().all(|(_, h)| !h.as_str().starts_with(&skip)));
     for (id, hash) in [&made[0], &made[2], &made[3]] {
         assert!(seen.contains(&(*id, hash.clone())), "{id:?}");

@@ -97,6 +97,7 @@ pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod flask;
+pub mod hash_costs;
 pub mod invalidation;
 pub mod jwt;
 pub mod keys;

@@ -4,15 +4,23 @@
 //! executor: [`HashingPool`] runs it on blocking threads, at most `workers` at once, with at
 //! most `max_queue` callers waiting. Past that it answers [`PasswordError::Busy`] at once
 //! (the server's 503 with `Retry-After`), so a login flood cannot starve token checks.
+//!
+//! A failed check does the same work whether the user exists and whatever format the stored
+//! hash is in (imported Flask hashes keep theirs until their first login): the pool pads
+//! every failure with dummy checks, one per hash class present. See [`crate::hash_costs`].
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use arc_swap::ArcSwap;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::hash_costs::Budget;
+pub use crate::hash_costs::{CostClass, Survey};
 
 /// Shortest password accepted, in bytes.
 pub const MIN_PASSWORD_BYTES: usize = 8;
@@ -348,9 +356,13 @@ impl Hasher {
     /// constant-time. A hash imported from a Flask app ([`crate::flask::hashes`]) is
     /// verified in its own format, within the cost caps, and always needs a rehash.
     ///
+    /// This is one check, at the stored hash's own cost: [`HashingPool::verify`] is what
+    /// makes failures cost the same whatever the format.
+    ///
     /// # Errors
     /// [`PasswordError::MalformedHash`] when the stored string is neither a PHC argon2 hash
-    /// nor an accepted imported hash within the caps.
+    /// nor an accepted imported hash within the caps, or its crate refused it before
+    /// doing any work.
     pub fn verify(
         &self,
         password: &Password,
@@ -358,8 +370,11 @@ impl Hasher {
     ) -> Result<Verdict, PasswordError> {
         if let Some(imported) = crate::flask::hashes::LegacyHash::recognise(&hash.0) {
             let imported = imported.map_err(|_| PasswordError::MalformedHash)?;
+            let matches = imported
+                .verify(password.as_bytes())
+                .ok_or(PasswordError::MalformedHash)?;
             return Ok(Verdict {
-                matches: imported.verify(password.as_bytes()),
+                matches,
                 needs_rehash: true,
             });
         }
@@ -407,20 +422,25 @@ struct PoolInner {
     /// Passwords hashed (new accounts, changed passwords, rehashes).
     hashes: AtomicU64,
     limit: usize,
-    /// A hash of a random password: unknown users are checked against it so that
-    /// "no such user" costs the same as "wrong password".
-    dummy: PasswordHash,
+    /// What every failed check does (the dummy checks that stand in for the classes
+    /// its own check was not of): replaced by surveys, and when a check meets a class
+    /// not covered yet.
+    budget: Arc<ArcSwap<Budget>>,
+    /// The classes each check ran, in order (tests: which work a login did).
+    #[cfg(test)]
+    trace: Arc<std::sync::Mutex<Vec<Vec<CostClass>>>>,
 }
 
 impl HashingPool {
     /// A pool running at most `workers` hashes at once with at most `max_queue` waiting.
     ///
+    /// Until a survey ([`HashingPool::survey`]) says otherwise, the only hash class it
+    /// knows is the hasher's own argon2id.
+    ///
     /// # Errors
-    /// As [`Hasher::new`] and [`Hasher::hash`] (for the dummy hash), or
     /// [`PasswordError::Hashing`] when a worker thread cannot be started.
     pub fn new(hasher: Hasher, workers: usize, max_queue: usize) -> Result<Self, PasswordError> {
-        let dummy_password = Password::new(crate::random::opaque_token());
-        let dummy = hasher.hash(&dummy_password)?;
+        let budget = Budget::new(CostClass::argon2id(hasher.params()), []);
         let workers = workers.max(1);
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let queue = Arc::new(std::sync::Mutex::new(queue));
@@ -440,7 +460,9 @@ impl HashingPool {
                 verifications: AtomicU64::new(0),
                 hashes: AtomicU64::new(0),
                 limit: workers + max_queue,
-                dummy,
+                budget: Arc::new(ArcSwap::from_pointee(budget)),
+                #[cfg(test)]
+                trace: Arc::default(),
             }),
         })
     }
@@ -450,9 +472,9 @@ impl HashingPool {
         self.inner.in_flight.load(Ordering::Relaxed)
     }
 
-    /// How many password checks have run argon2, the dummy checks for unknown users
-    /// included (for metrics, and for tests that a failed login costs one verify whatever
-    /// the reason).
+    /// How many password checks have run, for unknown users too (for metrics, and for tests
+    /// that a failed login costs one check whatever the reason). One check is the user's
+    /// own hash and, when it fails, its padding ([`HashingPool::verify`]).
     pub fn verifications(&self) -> u64 {
         self.inner.verifications.load(Ordering::Relaxed)
     }
@@ -475,6 +497,26 @@ impl HashingPool {
     /// The hasher (for blocking callers such as the CLI).
     pub fn hasher(&self) -> &Hasher {
         &self.inner.hasher
+    }
+
+    /// The hash classes every failed check does one check of, the hasher's own among
+    /// them (set by [`HashingPool::survey`]; see [`crate::hash_costs`]).
+    pub fn cost_classes(&self) -> Vec<CostClass> {
+        self.budget().classes().collect()
+    }
+
+    pub(crate) fn budget(&self) -> Arc<Budget> {
+        self.inner.budget.load_full()
+    }
+
+    pub(crate) fn set_budget(&self, budget: Budget) {
+        self.inner.budget.store(Arc::new(budget));
+    }
+
+    /// The classes each check ran so far, in order, and forget them.
+    #[cfg(test)]
+    pub(crate) fn take_trace(&self) -> Vec<Vec<CostClass>> {
+        std::mem::take(&mut *self.inner.trace.lock().unwrap())
     }
 
     async fn run<T: Send + 'static>(
@@ -522,25 +564,82 @@ impl HashingPool {
         hash
     }
 
-    /// Check a password on the pool. `hash: None` (no such user) checks against the dummy
-    /// hash and reports no match, at the same cost as a real check.
+    /// Check a password on the pool, with the equal-time rule ([`crate::hash_costs`]):
+    /// the stored hash is checked, and if the password does not match, one dummy check of
+    /// each other hash class present follows, so that every failure does the same work.
+    /// `hash: None` (no such user, or one that must be refused whatever the password)
+    /// runs only the dummy checks and reports no match. A match stops after its own check.
+    ///
+    /// A hash of a class not covered yet (imported since the last survey) adds its class
+    /// for every check from then on.
     ///
     /// # Errors
-    /// [`PasswordError::Busy`] when the queue is full, else as [`Hasher::verify`].
+    /// [`PasswordError::Busy`] when the queue is full, else as [`Hasher::verify`] (a stored
+    /// hash that cannot be checked is padded like an unknown user first).
     pub async fn verify(
         &self,
         password: Password,
         hash: Option<PasswordHash>,
     ) -> Result<Verdict, PasswordError> {
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.inner.dummy.clone());
-        let verdict = self.run(move |h| h.verify(&password, &hash)).await?;
+        let budgets = Arc::clone(&self.inner.budget);
+        #[cfg(test)]
+        let trace = Arc::clone(&self.inner.trace);
+        let checked = self
+            .run(move |h| {
+                let own = hash
+                    .as_ref()
+                    .map(|hash| (h.verify(&password, hash), CostClass::of(hash)));
+                // The class whose work the user's own check did; none when there was no
+                // check, or the stored hash could not be checked.
+                let ran = match &own {
+                    Some((Ok(_), class)) => *class,
+                    _ => None,
+                };
+                let matched = matches!(&own, Some((Ok(v), _)) if v.matches);
+                let mut budget = budgets.load_full();
+                if let Some(class) = ran
+                    && budget.lacks(class)
+                {
+                    budgets.rcu(|b| {
+                        if b.lacks(class) {
+                            Arc::new(b.with(class))
+                        } else {
+                            Arc::clone(b)
+                        }
+                    });
+                    budget = budgets.load_full();
+                    tracing::info!(
+                        class = %class,
+                        "a password hash class the last survey did not see: every failed \
+                         check now does one check of it too"
+                    );
+                }
+                let pads = if matched {
+                    Vec::new()
+                } else {
+                    budget.pads(ran)
+                };
+                for (_, dummy) in &pads {
+                    // The answer is known (no match); only the work matters.
+                    let _ = h.verify(&password, dummy);
+                }
+                #[cfg(test)]
+                trace.lock().unwrap().push(
+                    ran.into_iter()
+                        .chain(pads.iter().map(|(c, _)| *c))
+                        .collect(),
+                );
+                own.map(|(verdict, _)| verdict)
+            })
+            .await?;
         self.inner.verifications.fetch_add(1, Ordering::Relaxed);
-        let verdict = verdict?;
-        Ok(Verdict {
-            matches: verdict.matches && known,
-            needs_rehash: verdict.needs_rehash && known,
-        })
+        match checked {
+            Some(verdict) => verdict,
+            None => Ok(Verdict {
+                matches: false,
+                needs_rehash: false,
+            }),
+        }
     }
 }
 

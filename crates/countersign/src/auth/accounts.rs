@@ -122,7 +122,13 @@ impl Auth {
             Ok(name) => self.users.user_by_name(name.as_str()).await?,
             Err(_) => None,
         };
-        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        // A disabled account is refused whatever the password, so its hash is not checked:
+        // the pool does what it does for an unknown name, the work of every failure
+        // (a right password stops early, which would tell a guesser it was right).
+        let hash = user
+            .as_ref()
+            .filter(|u| !u.disabled)
+            .map(|u| u.password_hash.clone());
         let verdict = match self.pool.verify(password.clone(), hash).await {
             Ok(v) => v,
             Err(PasswordError::Busy) => return Err(LoginError::Busy),

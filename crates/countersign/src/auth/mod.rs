@@ -232,8 +232,7 @@ impl Auth {
         &self.store
     }
 
-    /// The hashing pool (for the crate's tests).
-    #[cfg(test)]
+    /// The hashing pool (crate-private: the survey of hash classes, and tests).
     pub(crate) fn pool(&self) -> &HashingPool {
         &self.pool
     }

@@ -115,7 +115,7 @@ pub enum HashImportError {
 }
 
 /// The digest of a Werkzeug pbkdf2 hash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Digest {
     Sha256,
     Sha512,
@@ -181,7 +181,7 @@ fn malformed(format: HashFormat, reason: &'static str) -> HashImportError {
 }
 
 /// An argon2 PHC string within the caps.
-fn check_argon2(hash: &str) -> Result<(), HashImportError> {
+pub(crate) fn check_argon2(hash: &str) -> Result<(), HashImportError> {
     let f = HashFormat::Argon2;
     let parsed = argon2::PasswordHash::new(hash).map_err(|_| malformed(f, "not a PHC string"))?;
     if !matches!(
@@ -413,8 +413,9 @@ impl<'a> LegacyHash<'a> {
     }
 
     /// Whether `password` matches: the whole derivation always runs, and the comparison is
-    /// constant-time.
-    pub(crate) fn verify(&self, password: &[u8]) -> bool {
+    /// constant-time. `None` when the crate refused the hash before deriving anything (no
+    /// work was done; the equal-time padding must then stand in for this check too).
+    pub(crate) fn verify(&self, password: &[u8]) -> Option<bool> {
         match self {
             Self::Scrypt {
                 log_n,
@@ -423,14 +424,11 @@ impl<'a> LegacyHash<'a> {
                 salt,
                 expected,
             } => {
-                let Ok(params) = scrypt::Params::new(*log_n, *r, *p, expected.len()) else {
-                    return false;
-                };
+                let params = scrypt::Params::new(*log_n, *r, *p, expected.len()).ok()?;
                 let mut out = zeroize::Zeroizing::new(vec![0u8; expected.len()]);
-                if scrypt::scrypt(password, salt.as_bytes(), &params, &mut out).is_err() {
-                    return false;
-                }
-                out.ct_eq(expected).into()
+                // Refuses only an output length out of range, before any work.
+                scrypt::scrypt(password, salt.as_bytes(), &params, &mut out).ok()?;
+                Some(out.ct_eq(expected).into())
             }
             Self::Pbkdf2 {
                 digest,
@@ -453,11 +451,14 @@ impl<'a> LegacyHash<'a> {
                         &mut out,
                     ),
                 };
-                derived.is_ok() && bool::from(out.ct_eq(expected))
+                // Refuses only an output length out of range, before any work.
+                derived.ok()?;
+                Some(out.ct_eq(expected).into())
             }
-            // The crate compares in constant time; it refuses a malformed hash, which
-            // `parse_bcrypt` already did.
-            Self::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            // The crate compares in constant time. Its only refusals (a malformed string,
+            // a salt or hash that is not canonical bcrypt base64) come before the key
+            // schedule runs.
+            Self::Bcrypt(hash) => bcrypt::verify(password, hash).ok(),
         }
     }
 }
@@ -488,13 +489,16 @@ mod tests {
         let h = format!("pbkdf2:sha256:1$salt${hex}");
         assert_eq!(check(&h), Ok(HashFormat::WerkzeugPbkdf2));
         let parsed = LegacyHash::parse(&h).unwrap();
-        assert!(parsed.verify(b"password"));
-        assert!(!parsed.verify(b"passwore"));
+        assert_eq!(parsed.verify(b"password"), Some(true));
+        assert_eq!(parsed.verify(b"passwore"), Some(false));
         // sha512, 1 iteration.
         let hex512 = "867f70cf1ade02cff3752599a3a53dc4af34c7a669815ae5d513554e1c8cf252\
                       c02d470a285a0501bad999bfe943c08f050235d7d68b1da55e63f73b60a57fce";
         let h = format!("pbkdf2:sha512:1$salt${hex512}");
-        assert!(LegacyHash::parse(&h).unwrap().verify(b"password"));
+        assert_eq!(
+            LegacyHash::parse(&h).unwrap().verify(b"password"),
+            Some(true)
+        );
     }
 
     #[test]
@@ -502,8 +506,8 @@ mod tests {
         let h = scrypt_small();
         assert_eq!(check(&h), Ok(HashFormat::WerkzeugScrypt));
         let parsed = LegacyHash::parse(&h).unwrap();
-        assert!(parsed.verify(PW));
-        assert!(!parsed.verify(b"correct horse batterY"));
+        assert_eq!(parsed.verify(PW), Some(true));
+        assert_eq!(parsed.verify(b"correct horse batterY"), Some(false));
     }
 
     #[test]
@@ -513,10 +517,16 @@ mod tests {
             .format_for_version(bcrypt::Version::TwoB);
         assert_eq!(check(&h), Ok(HashFormat::Bcrypt));
         let parsed = LegacyHash::parse(&h).unwrap();
-        assert!(parsed.verify(PW));
-        assert!(!parsed.verify(b"wrong password"));
+        assert_eq!(parsed.verify(PW), Some(true));
+        assert_eq!(parsed.verify(b"wrong password"), Some(false));
         let y = h.replacen("$2b$", "$2y$", 1);
-        assert!(LegacyHash::parse(&y).unwrap().verify(PW));
+        assert_eq!(LegacyHash::parse(&y).unwrap().verify(PW), Some(true));
+        // A salt whose last character carries bits past the 16 bytes is not canonical
+        // bcrypt base64: it passes the shape check, but the crate refuses it before any
+        // work, which is reported as no check run, not as a mismatch.
+        let last = if &h[28..29] == "/" { "0" } else { "/" };
+        let odd_salt = format!("{}{last}{}", &h[..28], &h[29..]);
+        assert_eq!(LegacyHash::parse(&odd_salt).unwrap().verify(PW), None);
     }
 
     #[test]
