@@ -194,6 +194,15 @@ impl AuthBuilder {
         self
     }
 
+    /// Passkeys for this relying party (default: off): see
+    /// [`PasskeyConfig`](crate::mfa::passkey::PasskeyConfig). It is a field of the
+    /// configuration: call it after [`config`](Self::config).
+    #[cfg(feature = "passkeys")]
+    pub fn passkeys(mut self, relying_party: crate::mfa::passkey::PasskeyConfig) -> Self {
+        self.config.passkeys = Some(relying_party);
+        self
+    }
+
     /// Asymmetric access-token keys (default: HS256 with the ring): see
     /// [`Auth::set_token_keys`].
     pub fn token_keys(mut self, keys: TokenKeys) -> Self {

@@ -76,6 +76,10 @@ pub struct AuthConfig {
     pub throttle: ThrottlePolicy,
     /// How long hot-path cache entries live (see the module docs). Zero disables it.
     pub cache_ttl: Duration,
+    /// The passkey relying party (RP ID and origins); `None` (the default) turns passkeys
+    /// off.
+    #[cfg(feature = "passkeys")]
+    pub passkeys: Option<crate::mfa::passkey::PasskeyConfig>,
 }
 
 impl Default for AuthConfig {
@@ -87,6 +91,8 @@ impl Default for AuthConfig {
             refresh: RefreshPolicy::default(),
             throttle: ThrottlePolicy::default(),
             cache_ttl: Duration::from_secs(1),
+            #[cfg(feature = "passkeys")]
+            passkeys: None,
         }
     }
 }

@@ -20,6 +20,8 @@ mod cache;
 mod config;
 mod csrf;
 mod error;
+#[cfg(feature = "passkeys")]
+mod passkeys;
 mod principal;
 mod sessions;
 mod setup;
@@ -34,6 +36,8 @@ pub use config::{
 };
 pub use csrf::PRE_SESSION_CSRF_TTL_SECS;
 pub use error::{AccountError, BearerError, LoginError, RefreshError, SessionError};
+#[cfg(feature = "passkeys")]
+pub use passkeys::PasskeyRegistered;
 pub use principal::{Method, Principal, TokenPair};
 
 use std::fmt;
