@@ -4,7 +4,7 @@
 //! - [`router`](mod@router): the router and its layers;
 //! - the handlers: [`pages`], [`api`], [`users`], [`ops`], [`forward`] (forward
 //!   authentication), [`wellknown`] (the JWK Set, discovery), [`flask`] (the Flask bridge),
-//!   and the password login they share;
+//!   [`passkeys`] (WebAuthn), and the password login they share;
 //! - [`state`]: what the handlers read (the engine, the site's settings); [`error`]: the
 //!   JSON error answer and the messages several handlers give;
 //! - [`envelope`]: request ids, access log, request metrics, security headers; middleware
@@ -41,6 +41,7 @@ pub mod keys;
 mod login;
 pub mod ops;
 pub mod pages;
+pub mod passkeys;
 pub mod router;
 pub mod state;
 pub mod telemetry;

@@ -29,6 +29,7 @@ use crate::display::format_utc;
 
 mod common;
 mod logout;
+mod passkeys;
 mod setup;
 use common::{
     Nav, form_csrf, render, sentence, signed_in, store_failure, with_cookie, with_header,

@@ -14,14 +14,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use countersign_axum::CsrfLayer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::envelope::EnvelopeLayer;
 use super::state::App;
-use super::{api, ops, pages, users, wellknown};
+use super::{api, ops, pages, passkeys, users, wellknown};
 
 /// How long a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -86,6 +86,38 @@ pub fn router(app: App) -> Router {
             "/api/sessions/revoke-all",
             post(guard(&csrf, api::revoke_all)),
         ),
+        // Passkeys (WebAuthn): a signed-in user's, and the passwordless login of the
+        // login page (its pre-session CSRF token).
+        ("/api/account/passkeys", get(guard(&csrf, passkeys::list))),
+        (
+            "/api/account/passkeys/register/begin",
+            post(guard(&csrf, passkeys::register_begin)),
+        ),
+        (
+            "/api/account/passkeys/register/finish",
+            post(guard(&csrf, passkeys::register_finish)),
+        ),
+        (
+            "/api/account/passkeys/{id}",
+            patch(guard(&csrf, passkeys::rename)).delete(guard(&csrf, passkeys::remove)),
+        ),
+        (
+            "/api/passkey/login/begin",
+            post(guard(&csrf, passkeys::login_begin)),
+        ),
+        (
+            "/api/passkey/login/finish",
+            post(guard(&csrf, passkeys::login_finish)),
+        ),
+        // The second step of a browser login with a passkey (the challenge cookie).
+        (
+            "/login/mfa/passkey/begin",
+            post(guard(&csrf, passkeys::mfa_begin)),
+        ),
+        (
+            "/login/mfa/passkey",
+            post(guard(&csrf, passkeys::mfa_finish)),
+        ),
     ];
     // Routes outside the CSRF guard: the token endpoints take credentials in the body and
     // set no cookie; the operations routes change nothing. Every other route is guarded.
@@ -93,6 +125,15 @@ pub fn router(app: App) -> Router {
         ("/api/token", post(api::token)),
         ("/api/token/refresh", post(api::refresh)),
         ("/api/token/revoke", post(api::revoke)),
+        // Passkeys for API clients: credentials in the body, a token pair back.
+        ("/api/token/passkey/begin", post(passkeys::login_begin)),
+        ("/api/token/passkey", post(passkeys::token_finish)),
+        (
+            "/api/token/mfa/passkey/begin",
+            post(passkeys::mfa_token_begin),
+        ),
+        ("/api/token/mfa/passkey", post(passkeys::mfa_token_finish)),
+        ("/passkeys.js", get(passkeys::script)),
         ("/healthz", get(ops::healthz)),
         ("/readyz", get(ops::readyz)),
         ("/metrics", get(ops::metrics)),

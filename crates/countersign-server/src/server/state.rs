@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use countersign::auth::{Auth, Principal};
 use countersign::clock::Clock;
 use countersign::keys::KeyRing;
+use countersign::mfa::passkey::PasskeyConfig;
 use countersign::password::{Hasher, HashingPool};
 use countersign::store::{EphemeralStore, StoreError, UserStore};
 use countersign::user::UserId;
@@ -68,14 +69,11 @@ impl App {
             config.hash_workers,
             config.hash_queue,
         )?;
-        let auth = Arc::new(Auth::new(
-            ring,
-            config.auth.clone(),
-            users,
-            store,
-            pool,
-            clock,
-        ));
+        let mut auth_config = config.auth.clone();
+        if auth_config.passkeys.is_none() {
+            auth_config.passkeys = passkey_relying_party(&config.public_urls);
+        }
+        let auth = Arc::new(Auth::new(ring, auth_config, users, store, pool, clock));
         let auth = Arc::new(AuthState {
             auth,
             cookies: {
@@ -138,4 +136,42 @@ impl App {
             .await?
             .map(|u| u.id))
     }
+}
+
+/// The passkey relying party of the public URLs: the first one's host is the RP ID and its
+/// origin an allowed origin; each further public URL on that domain is another origin.
+/// `None` (passkeys off, and logged) without a public URL, or when the first is not a
+/// place browsers offer WebAuthn (an IP address, plain HTTP other than on localhost).
+pub fn passkey_relying_party(public_urls: &[String]) -> Option<PasskeyConfig> {
+    let Some(first) = public_urls.first() else {
+        tracing::info!(
+            "passkeys are off: they need a --public-url (https://, or http://localhost)"
+        );
+        return None;
+    };
+    let mut rp = match PasskeyConfig::from_url(first) {
+        Ok(rp) => rp,
+        Err(e) => {
+            tracing::warn!("passkeys are off: {e}");
+            return None;
+        }
+    };
+    for url in &public_urls[1..] {
+        match rp.clone().with_origin(url) {
+            Ok(more) => rp = more,
+            Err(e) => tracing::warn!("passkeys are not offered at {url}: {e}"),
+        }
+    }
+    tracing::info!(rp_id = rp.rp_id(), origins = ?rp.origins(), "passkeys are on");
+    Some(rp)
+}
+
+/// The host of the first public URL, else `countersign`: what an authenticator app shows
+/// above the account name.
+fn totp_issuer(public_urls: &[String]) -> String {
+    public_urls
+        .first()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "countersign".to_owned())
 }

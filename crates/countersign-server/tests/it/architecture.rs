@@ -488,6 +488,7 @@ const HANDLERS: &[&str] = &[
     "crate::server::login",
     "crate::server::ops",
     "crate::server::pages",
+    "crate::server::passkeys",
     "crate::server::users",
     "crate::server::wellknown",
 ];

@@ -33,6 +33,7 @@
 //! ends.
 
 mod forward_auth;
+mod passkeys;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{IpAddr, TcpListener};

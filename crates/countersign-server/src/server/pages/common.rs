@@ -20,14 +20,16 @@ use crate::server::state::App;
 /// The pages' stylesheet, inlined in every page.
 pub const STYLE: &str = include_str!("../../../templates/style.css");
 
-/// The `Content-Security-Policy` of every response: nothing loads, runs or frames; the
-/// only style is the inline sheet above, allowed by its hash; forms post only here.
+/// The `Content-Security-Policy` of every response: nothing loads or frames; the only
+/// style is the inline sheet above, allowed by its hash; the only script is this server's
+/// own (`/passkeys.js`), which may call only this server; forms post only here.
 /// Computed once: it depends only on the stylesheet compiled in.
 pub fn content_security_policy() -> &'static HeaderValue {
     static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
         let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
         let text = format!(
-            "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; \
+            "default-src 'none'; style-src 'sha256-{hash}'; script-src 'self'; \
+             connect-src 'self'; form-action 'self'; \
              frame-ancestors 'none'; base-uri 'none'"
         );
         // Invariant: ASCII text and base64, always a valid header value.
@@ -40,6 +42,8 @@ pub fn content_security_policy() -> &'static HeaderValue {
 pub(super) struct Nav<'a> {
     pub(super) username: Option<&'a str>,
     pub(super) registration_open: bool,
+    /// Whether passkeys are on (a relying party is configured): the pages offer them.
+    pub(super) passkeys: bool,
 }
 
 impl<'a> Nav<'a> {
@@ -47,6 +51,7 @@ impl<'a> Nav<'a> {
         Self {
             username: principal.map(|p| p.username.as_str()),
             registration_open: app.registration_open(),
+            passkeys: app.engine().passkey_config().is_some(),
         }
     }
 }

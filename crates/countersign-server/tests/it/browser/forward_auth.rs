@@ -104,7 +104,7 @@ fn python() -> Option<PathBuf> {
 
 /// `serve --addr 127.0.0.1:PORT ARGS…` in `dir` (where `countersign.toml` is); `None` when
 /// it exits before listening (the port was taken meanwhile).
-fn serve_on(dir: &Path, data: &Path, port: u16, args: &[&str]) -> Option<Served> {
+pub(super) fn serve_on(dir: &Path, data: &Path, port: u16, args: &[&str]) -> Option<Served> {
     let mut process = Group::spawn(
         countersign(dir)
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
