@@ -46,11 +46,28 @@ use http::{HeaderMap, HeaderValue, header};
 /// );
 /// assert!(CookieConfig::secure().with_domain("evil; Path=/x").is_err());
 /// ```
+///
+/// Between a password and a second factor the browser holds the engine's sealed challenge
+/// ([`Auth::mfa_challenge`](countersign::auth::Auth::mfa_challenge)) in a third cookie,
+/// `__Host-<name>-mfa` (host-only like the CSRF cookie, `HttpOnly`, five minutes), which
+/// grants nothing by itself:
+/// ```
+/// use countersign_axum::CookieConfig;
+///
+/// let prod = CookieConfig::secure();
+/// assert_eq!(prod.challenge_name(), "__Host-countersign-mfa");
+/// assert_eq!(
+///     prod.challenge_cookie("v", 300).to_str().unwrap(),
+///     "__Host-countersign-mfa=v; Path=/; Max-Age=300; HttpOnly; Secure; SameSite=Lax",
+/// );
+/// assert_eq!(CookieConfig::insecure().challenge_name(), "countersign-mfa");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CookieConfig {
     secure: bool,
     session_name: Box<str>,
     csrf_name: Box<str>,
+    challenge_name: Box<str>,
     domain: Option<Box<str>>,
 }
 
@@ -154,6 +171,7 @@ impl CookieConfig {
             secure,
             session_name: format!("{prefix}{name}").into(),
             csrf_name: format!("{prefix}{name}-csrf").into(),
+            challenge_name: format!("{prefix}{name}-mfa").into(),
             domain: None,
         }
     }
@@ -177,6 +195,12 @@ impl CookieConfig {
     /// `countersign-csrf` when insecure.
     pub fn csrf_name(&self) -> &str {
         &self.csrf_name
+    }
+
+    /// The second-factor challenge cookie's name: `__Host-countersign-mfa`, or
+    /// `countersign-mfa` when insecure.
+    pub fn challenge_name(&self) -> &str {
+        &self.challenge_name
     }
 
     /// The scheme of this server's own origin, as the CSRF guard compares it with
@@ -215,6 +239,25 @@ impl CookieConfig {
     /// session's own token takes over).
     pub fn clear_csrf_cookie(&self) -> HeaderValue {
         set_cookie(self, self.csrf_name(), "", Some(0), None)
+    }
+
+    /// `Set-Cookie` for the challenge between a password and a second factor (the sealed
+    /// value of [`Auth::mfa_challenge`](countersign::auth::Auth::mfa_challenge)): host-only,
+    /// `HttpOnly`, `Max-Age` the challenge's lifetime. It grants nothing by itself: only the
+    /// second-factor form reads it.
+    pub fn challenge_cookie(&self, value: &str, max_age_secs: i64) -> HeaderValue {
+        set_cookie(
+            self,
+            self.challenge_name(),
+            value,
+            Some(max_age_secs.max(0)),
+            None,
+        )
+    }
+
+    /// `Set-Cookie` that deletes the challenge cookie (the login finished or must restart).
+    pub fn clear_challenge_cookie(&self) -> HeaderValue {
+        set_cookie(self, self.challenge_name(), "", Some(0), None)
     }
 }
 
