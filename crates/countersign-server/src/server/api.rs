@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zeroize::Zeroize;
 
-use super::error::{ApiError, INVALID_CREDENTIALS};
+use super::error::{ApiError, INVALID_CREDENTIALS, mfa_required};
 use super::login::{self, Outcome, Via};
 use super::state::{App, ClientAddr};
 use crate::display::rfc3339;
@@ -148,7 +148,8 @@ pub struct TokenRequest {
     grant_type: Option<String>,
 }
 
-fn token_pair(pair: &countersign::auth::TokenPair) -> Json<Value> {
+/// The answer with a token pair (`POST /api/token` and the routes that end a login).
+pub fn token_pair(pair: &countersign::auth::TokenPair) -> Json<Value> {
     Json(json!({
         "access_token": pair.access_token,
         "token_type": "Bearer",
@@ -158,16 +159,17 @@ fn token_pair(pair: &countersign::auth::TokenPair) -> Json<Value> {
 }
 
 /// `POST /api/token`: username and password (JSON or form) for an access token and a
-/// refresh token.
+/// refresh token; for a user with a second factor, 401 `mfa_required` with the
+/// `mfa_token` that `POST /api/token/mfa` takes with a code.
 ///
 /// # Errors
-/// 401 `invalid_grant` for bad credentials, 429 when throttled, 503 when hashing is at
-/// capacity, 4xx for a malformed body.
+/// 401 `invalid_grant` for bad credentials, 401 `mfa_required`, 429 when throttled, 503
+/// when hashing is at capacity, 4xx for a malformed body.
 pub async fn token(
     State(app): State<App>,
     ClientAddr(address): ClientAddr,
     body: Result<JsonOrForm<TokenRequest>, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let JsonOrForm(mut request) = body?;
     if let Some(grant) = request.grant_type.as_deref()
         && grant != "password"
@@ -181,8 +183,11 @@ pub async fn token(
     let password = std::mem::take(&mut request.password);
     match login::attempt(&app, &request.username, password, &address, Via::Api).await {
         Outcome::Success(user) => {
+            if let Some(challenge) = login::challenge(&app, &user, Via::Api).await? {
+                return Ok(mfa_required(&challenge));
+            }
             let pair = app.engine().issue_tokens(&user).await?;
-            Ok(token_pair(&pair))
+            Ok(token_pair(&pair).into_response())
         }
         Outcome::Invalid => Err(ApiError::invalid_grant(INVALID_CREDENTIALS)),
         Outcome::Throttled(secs) => Err(ApiError::throttled(secs)),
@@ -273,7 +278,9 @@ pub async fn revoke(
     Ok(Json(json!({})))
 }
 
-/// `GET /api/me`: who the credential is, and how it authenticated.
+/// `GET /api/me`: who the credential is, and how it authenticated: the credential
+/// (`auth`), and how and when the user proved who they are (`amr`, RFC 8176, and
+/// `auth_time`, seconds since the epoch, `null` when the credential does not say).
 ///
 /// # Errors
 /// None beyond the extractor's rejections.
@@ -282,6 +289,8 @@ pub async fn me(Authenticated(user): Authenticated) -> Json<Value> {
         "username": user.username,
         "role": user.role,
         "user_id": user.user_id.map(|id| id.0),
+        "amr": user.amr.names().collect::<Vec<_>>(),
+        "auth_time": user.auth_time.map(|t| t.secs()),
     });
     match &user.method {
         Method::Bearer { exp, jti } => {

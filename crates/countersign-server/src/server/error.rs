@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use countersign::auth::{MfaChallenge, MfaError, MfaMethods};
 use countersign::store::StoreError;
 use serde_json::json;
 
@@ -124,5 +125,45 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+/// The `message` of a 401 `mfa_required` from `POST /api/token`.
+pub const MFA_REQUIRED: &str = "The password is right; this account also needs a second factor. \
+     Send the mfa_token with a code to /api/token/mfa.";
+
+/// 401 `mfa_required` of `POST /api/token` for a user with a second factor: the sealed
+/// challenge as `mfa_token` (valid `expires_in` seconds, once) and the `methods` it can be
+/// answered with (`totp`, `webauthn`, `recovery`).
+pub fn mfa_required(challenge: &MfaChallenge) -> Response {
+    let body = json!({
+        "error": "mfa_required",
+        "message": MFA_REQUIRED,
+        "mfa_token": challenge.token.as_str(),
+        "expires_in": challenge.expires_in,
+        "methods": challenge.methods.names(),
+    });
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+}
+
+/// 403 `mfa_required` of a change that needs a fresh second factor (step-up): `message`
+/// says what was wrong (no code, or a code that is not valid), `methods` what may answer.
+pub fn step_up_required(message: &'static str, methods: &MfaMethods) -> Response {
+    let body = json!({
+        "error": "mfa_required",
+        "message": message,
+        "methods": methods.names(),
+    });
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
+}
+
+/// The JSON answer for a second-factor failure outside the login's own flow (enrolment,
+/// step-up), for the errors every route answers alike: throttled 429, store 503/500;
+/// `None` for the ones each route words itself.
+pub fn mfa_common(e: &MfaError) -> Option<ApiError> {
+    match e {
+        MfaError::Throttled { retry_after } => Some(ApiError::throttled(*retry_after)),
+        MfaError::Store(e) => Some(ApiError::store(e)),
+        _ => None,
     }
 }

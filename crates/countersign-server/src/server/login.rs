@@ -3,8 +3,12 @@
 //!
 //! A failed attempt is logged without its username: people type passwords into the
 //! username field, and the log must never hold one.
+//!
+//! A password that matches for a user with a second factor is not yet a login:
+//! [`challenge`] asks the engine for the challenge the second step answers.
 
-use countersign::auth::LoginError;
+use countersign::auth::{LoginError, MfaChallenge};
+use countersign::mfa::Amr;
 use countersign::password::Password;
 use countersign::store::StoreError;
 use countersign::user::User;
@@ -89,4 +93,44 @@ pub async fn attempt(
     metrics::counter!("countersign_logins_total", "outcome" => label, "via" => via.label())
         .increment(1);
     outcome
+}
+
+/// After a matching password: the second-factor challenge when `user` has a second
+/// factor (counted in `countersign_mfa_challenges_total{via}` and logged), `None` when
+/// the password is the whole login.
+///
+/// # Errors
+/// When the store fails.
+pub async fn challenge(
+    app: &App,
+    user: &User,
+    via: Via,
+) -> Result<Option<MfaChallenge>, StoreError> {
+    let challenge = app.engine().mfa_challenge(user, Amr::PWD).await?;
+    if let Some(c) = &challenge {
+        tracing::info!(
+            user = %user.username,
+            via = via.label(),
+            methods = ?c.methods.names(),
+            "second factor required"
+        );
+        metrics::counter!("countersign_mfa_challenges_total", "via" => via.label()).increment(1);
+    }
+    Ok(challenge)
+}
+
+/// Count and log the outcome of a second step (`countersign_mfa_total{outcome, via}`):
+/// the code is never logged.
+pub fn second_step(via: Via, username: Option<&str>, outcome: &'static str) {
+    match (outcome, username) {
+        ("success", Some(user)) => {
+            tracing::info!(user, via = via.label(), "second factor accepted");
+        }
+        ("throttled" | "error", _) => {
+            tracing::warn!(via = via.label(), outcome, "second factor refused");
+        }
+        _ => tracing::info!(via = via.label(), outcome, "second factor refused"),
+    }
+    metrics::counter!("countersign_mfa_total", "outcome" => outcome, "via" => via.label())
+        .increment(1);
 }

@@ -4,7 +4,8 @@
 //! - [`router`](mod@router): the router and its layers;
 //! - the handlers: [`pages`], [`api`], [`users`], [`ops`], [`forward`] (forward
 //!   authentication), [`wellknown`] (the JWK Set, discovery), [`flask`] (the Flask bridge),
-//!   [`passkeys`] (WebAuthn), and the password login they share;
+//!   [`mfa`] (second factors over the API), [`passkeys`] (WebAuthn), and the password
+//!   login they share;
 //! - [`state`]: what the handlers read (the engine, the site's settings); [`error`]: the
 //!   JSON error answer and the messages several handlers give;
 //! - [`envelope`]: request ids, access log, request metrics, security headers; middleware
@@ -39,6 +40,7 @@ pub mod flask;
 pub mod forward;
 pub mod keys;
 mod login;
+pub mod mfa;
 pub mod ops;
 pub mod pages;
 pub mod passkeys;

@@ -1,5 +1,6 @@
-//! The HTML pages: home, login, logout, registration, my sessions, and the first-admin
-//! setup page (`/setup`).
+//! The HTML pages: home, login (with its second step, `/login/mfa`), logout,
+//! registration, my sessions, my second factors (`/account/security`), and the
+//! first-admin setup page (`/setup`).
 //!
 //! Server-rendered with askama (Jinja syntax); every value is HTML-escaped by the
 //! templates, nothing needs JavaScript. Every form carries a CSRF token: the session's
@@ -29,7 +30,9 @@ use crate::display::format_utc;
 
 mod common;
 mod logout;
+mod mfa_login;
 mod passkeys;
+mod security;
 mod setup;
 use common::{
     Nav, form_csrf, render, sentence, signed_in, store_failure, with_cookie, with_header,
@@ -37,6 +40,10 @@ use common::{
 pub use common::{STYLE, content_security_policy, error_page, see_other};
 pub use logout::{LogoutForm, ReturnQuery, logout_page};
 use logout::{allow_form_target, back_to, checked_rd};
+pub use mfa_login::{LoginNotice, MfaForm, mfa_form, mfa_submit};
+pub use security::{
+    SecurityForm, SecurityQuery, regenerate_codes, security, totp_begin, totp_confirm, totp_remove,
+};
 pub use setup::{SetupForm, SetupQuery, setup, setup_form};
 
 /// A login or registration form as shown.
@@ -196,6 +203,7 @@ pub async fn login_form(
     MaybeAuthenticated(user): MaybeAuthenticated,
     headers: HeaderMap,
     query: Result<Query<ReturnQuery>, QueryRejection>,
+    notice: Result<Query<LoginNotice>, QueryRejection>,
 ) -> Response {
     let (cookie, token) = form_csrf(&app, user.as_ref(), &headers);
     let return_to = checked_rd(&app, query);
@@ -204,7 +212,7 @@ pub async fn login_form(
         &LoginPage {
             nav: Nav::new(&app, user.as_ref()),
             form: FormView {
-                error: None,
+                error: mfa_login::notice(notice),
                 csrf_token: &token,
                 username: "",
                 return_to: return_to.as_deref(),
@@ -258,9 +266,10 @@ fn login_again(app: &App, status: StatusCode, error: &str, form: &CredentialsFor
     allow_form_target(page, return_to.as_deref())
 }
 
-/// `POST /login`: 303 to `/` with a new session cookie; 401 and the form again for bad
-/// credentials; 429 when throttled and 503 when hashing is at capacity, both with
-/// `Retry-After`.
+/// `POST /login`: 303 to `/` with a new session cookie, or, for a user with a second
+/// factor, to `/login/mfa` with the challenge cookie ([`mfa_login`]); 401 and the form
+/// again for bad credentials; 429 when throttled and 503 when hashing is at capacity, both
+/// with `Retry-After`.
 pub async fn login(
     State(app): State<App>,
     MaybeAuthenticated(current): MaybeAuthenticated,
@@ -286,10 +295,16 @@ pub async fn login(
     }
     let password = std::mem::take(&mut form.password);
     match login::attempt(&app, &form.username, password, &address, Via::Form).await {
-        Outcome::Success(user) => {
-            let response = signed_in(&app, current.as_ref(), &user, &user_agent, &address).await;
-            back_to(&app, response, &form.rd)
-        }
+        Outcome::Success(user) => match login::challenge(&app, &user, Via::Form).await {
+            // A second factor: no session yet, the second step first.
+            Ok(Some(challenge)) => mfa_login::to_second_step(&app, &challenge, &form.rd),
+            Ok(None) => {
+                let response =
+                    signed_in(&app, current.as_ref(), &user, &user_agent, &address).await;
+                back_to(&app, response, &form.rd)
+            }
+            Err(e) => store_failure(&app, &e),
+        },
         Outcome::Invalid => login_again(&app, StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS, &form),
         Outcome::Throttled(secs) => with_header(
             login_again(

@@ -21,7 +21,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::envelope::EnvelopeLayer;
 use super::state::App;
-use super::{api, ops, pages, passkeys, users, wellknown};
+use super::{api, mfa, ops, pages, passkeys, users, wellknown};
 
 /// How long a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,6 +49,11 @@ pub fn router(app: App) -> Router {
             "/login",
             get(guard(&csrf, pages::login_form)).post(guard(&csrf, pages::login)),
         ),
+        // The second step of a login (the challenge cookie and a code).
+        (
+            "/login/mfa",
+            get(guard(&csrf, pages::mfa_form)).post(guard(&csrf, pages::mfa_submit)),
+        ),
         (
             "/setup",
             get(guard(&csrf, pages::setup_form)).post(guard(&csrf, pages::setup)),
@@ -58,6 +63,23 @@ pub fn router(app: App) -> Router {
             get(guard(&csrf, pages::logout_page)).post(guard(&csrf, pages::logout)),
         ),
         ("/account/sessions", get(guard(&csrf, pages::sessions))),
+        ("/account/security", get(guard(&csrf, pages::security))),
+        (
+            "/account/security/totp",
+            post(guard(&csrf, pages::totp_begin)),
+        ),
+        (
+            "/account/security/totp/confirm",
+            post(guard(&csrf, pages::totp_confirm)),
+        ),
+        (
+            "/account/security/totp/remove",
+            post(guard(&csrf, pages::totp_remove)),
+        ),
+        (
+            "/account/security/recovery-codes",
+            post(guard(&csrf, pages::regenerate_codes)),
+        ),
         (
             "/account/sessions/revoke",
             post(guard(&csrf, pages::revoke_session)),
@@ -85,6 +107,20 @@ pub fn router(app: App) -> Router {
         (
             "/api/sessions/revoke-all",
             post(guard(&csrf, api::revoke_all)),
+        ),
+        // Second factors: a signed-in user's authenticator app and recovery codes.
+        ("/api/account/mfa", get(guard(&csrf, mfa::status))),
+        (
+            "/api/account/mfa/totp",
+            post(guard(&csrf, mfa::totp_begin)).delete(guard(&csrf, mfa::totp_remove)),
+        ),
+        (
+            "/api/account/mfa/totp/confirm",
+            post(guard(&csrf, mfa::totp_confirm)),
+        ),
+        (
+            "/api/account/mfa/recovery-codes",
+            post(guard(&csrf, mfa::regenerate_codes)),
         ),
         // Passkeys (WebAuthn): a signed-in user's, and the passwordless login of the
         // login page (its pre-session CSRF token).
@@ -125,6 +161,8 @@ pub fn router(app: App) -> Router {
         ("/api/token", post(api::token)),
         ("/api/token/refresh", post(api::refresh)),
         ("/api/token/revoke", post(api::revoke)),
+        // The second step after `POST /api/token` answered `mfa_required`.
+        ("/api/token/mfa", post(mfa::token)),
         // Passkeys for API clients: credentials in the body, a token pair back.
         ("/api/token/passkey/begin", post(passkeys::login_begin)),
         ("/api/token/passkey", post(passkeys::token_finish)),

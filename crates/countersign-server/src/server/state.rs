@@ -43,6 +43,9 @@ pub struct Site {
     pub flask: Option<countersign::flask::bridge::FlaskBridge>,
     /// Forward authentication: the access rules, the return-URL allow-list, assertions.
     pub forward: super::forward::ForwardAuth,
+    /// The issuer an authenticator app shows above the account: the first public URL's
+    /// host, else `countersign`.
+    pub totp_issuer: String,
 }
 
 impl FromRef<App> for Arc<AuthState> {
@@ -102,6 +105,7 @@ impl App {
                 metrics,
                 max_body_bytes: config.max_body_bytes,
                 flask: config.flask.clone(),
+                totp_issuer: totp_issuer(&config.public_urls),
                 forward: super::forward::ForwardAuth::new(
                     config.forward.access.clone(),
                     &config.public_urls,
@@ -164,6 +168,16 @@ pub fn passkey_relying_party(public_urls: &[String]) -> Option<PasskeyConfig> {
     }
     tracing::info!(rp_id = rp.rp_id(), origins = ?rp.origins(), "passkeys are on");
     Some(rp)
+}
+
+/// The host of the first public URL, else `countersign`: what an authenticator app shows
+/// above the account name.
+fn totp_issuer(public_urls: &[String]) -> String {
+    public_urls
+        .first()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "countersign".to_owned())
 }
 
 /// The host of the first public URL, else `countersign`: what an authenticator app shows
