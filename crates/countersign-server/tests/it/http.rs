@@ -32,6 +32,7 @@ use tower::ServiceExt as _;
 mod forms;
 mod forward;
 mod jwks;
+mod mfa;
 mod passkeys;
 mod proxy;
 mod setup;
