@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use countersign::clock::UnixTime;
+use countersign::mfa::Amr;
 use countersign::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
 use countersign::store::{RefreshStore, StoreError, StoreResult};
 use countersign::user::UserId;
@@ -35,7 +36,11 @@ impl RefreshStore for RedisStore {
             .arg("absolute_deadline")
             .arg(secs(family.absolute_deadline))
             .arg("revoked")
-            .arg("0");
+            .arg("0")
+            .arg("amr")
+            .arg(family.amr.to_text())
+            .arg("auth_time")
+            .arg(secs(family.auth_time));
         let mut conn = self.conn();
         let created: i64 = self.run(call.invoke_async(&mut conn)).await?;
         if created == 1 {
@@ -156,14 +161,23 @@ fn int(reply: &[String], i: usize, field: &'static str) -> StoreResult<i64> {
 }
 
 /// A family from a script's reply: `{id, user, created at, idle deadline, absolute
-/// deadline}`.
+/// deadline, amr, auth time}`. The scripts answer a family written before families had
+/// `amr` and `auth_time` as a password login made when the family was created; a reply
+/// without them (a script of an older version still cached by Redis cannot give one: the
+/// scripts are named by their SHA-1) reads the same way.
 fn family_from(reply: &[String]) -> StoreResult<RefreshFamily> {
     let id = reply.first().ok_or_else(|| corrupt(RECORD, "family"))?;
+    let created_at = UnixTime(int(reply, 2, "created_at")?);
     Ok(RefreshFamily {
         id: FamilyId(id.clone()),
         user_id: UserId(int(reply, 1, "user_id")?),
-        created_at: UnixTime(int(reply, 2, "created_at")?),
+        created_at,
         idle_deadline: UnixTime(int(reply, 3, "idle_deadline")?),
         absolute_deadline: UnixTime(int(reply, 4, "absolute_deadline")?),
+        amr: reply.get(5).map_or(Amr::PWD, |text| Amr::parse(text)),
+        auth_time: match reply.get(6) {
+            Some(_) => UnixTime(int(reply, 6, "auth_time")?),
+            None => created_at,
+        },
     })
 }

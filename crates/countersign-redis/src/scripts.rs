@@ -146,7 +146,8 @@ return 1
 /// KEYS: the presented token's candidate keys, in order. ARGV: prefix, now.
 /// Reads only. Returns `{}` unless the token is live (not retired, its family neither
 /// revoked nor ended), else `{family id, user, created at, idle deadline, absolute
-/// deadline}`.
+/// deadline, amr, auth time}` (a family written before it had the last two: `pwd` and
+/// its creation).
 const FAMILY_PEEK: &str = r"
 local found
 for _, k in ipairs(KEYS) do
@@ -155,17 +156,18 @@ end
 if not found then return {} end
 local t = redis.call('HMGET', found, 'family', 'retired')
 if not t[1] or t[2] == '1' then return {} end
-local f = redis.call('HMGET', ARGV[1] .. 'family:' .. t[1], 'user_id', 'created_at', 'idle_deadline', 'absolute_deadline', 'revoked')
+local f = redis.call('HMGET', ARGV[1] .. 'family:' .. t[1], 'user_id', 'created_at', 'idle_deadline', 'absolute_deadline', 'revoked', 'amr', 'auth_time')
 if not f[1] then return {} end
 local now = tonumber(ARGV[2])
 if f[5] == '1' or now >= math.min(tonumber(f[3]), tonumber(f[4])) then return {} end
-return {t[1], f[1], f[2], f[3], f[4]}
+return {t[1], f[1], f[2], f[3], f[4], f[6] or 'pwd', f[7] or f[2]}
 ";
 
 /// KEYS: the presented token's candidate keys, in order.
 /// ARGV: prefix, next token hash, idle seconds, now.
 /// Returns `{'invalid'}`, `{'conflict'}`, `{'reused', user}` or
-/// `{'rotated', family id, user, created at, idle deadline, absolute deadline}`.
+/// `{'rotated', family id, user, created at, idle deadline, absolute deadline, amr, auth
+/// time}` (the last two as in `FAMILY_PEEK`).
 const ROTATE: &str = r"
 local found
 for _, k in ipairs(KEYS) do
@@ -176,7 +178,7 @@ local t = redis.call('HMGET', found, 'family', 'retired')
 if not t[1] then return {'invalid'} end
 local p = ARGV[1]
 local fkey = p .. 'family:' .. t[1]
-local f = redis.call('HMGET', fkey, 'user_id', 'created_at', 'idle_deadline', 'absolute_deadline', 'revoked')
+local f = redis.call('HMGET', fkey, 'user_id', 'created_at', 'idle_deadline', 'absolute_deadline', 'revoked', 'amr', 'auth_time')
 if not f[1] then return {'invalid'} end
 local now = tonumber(ARGV[4])
 local abs = tonumber(f[4])
@@ -195,7 +197,7 @@ redis.call('SADD', fkey .. ':tokens', ARGV[2])
 local idle = int(math.min(now + tonumber(ARGV[3]), abs))
 redis.call('HSET', fkey, 'idle_deadline', idle)
 redis.call('ZADD', p .. 'families:by_expiry', idle, t[1])
-return {'rotated', t[1], f[1], f[2], idle, f[4]}
+return {'rotated', t[1], f[1], f[2], idle, f[4], f[6] or 'pwd', f[7] or f[2]}
 ";
 
 /// KEYS: the presented token's candidate keys. ARGV: prefix.

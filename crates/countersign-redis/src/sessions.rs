@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use countersign::clock::UnixTime;
+use countersign::mfa::Amr;
 use countersign::session::{SessionKey, SessionRecord};
 use countersign::store::{SessionStore, StoreError, StoreResult, stored_role, stored_username};
 use countersign::user::UserId;
@@ -15,7 +16,7 @@ use crate::{Fields, RedisStore, corrupt, secs};
 const RECORD: &str = "session";
 
 /// A session record as hash fields (the key is the hash's name).
-fn to_fields(r: &SessionRecord) -> [(&'static str, String); 10] {
+fn to_fields(r: &SessionRecord) -> [(&'static str, String); 12] {
     [
         ("user_id", r.user_id.0.to_string()),
         ("username", r.username.as_str().to_owned()),
@@ -27,9 +28,13 @@ fn to_fields(r: &SessionRecord) -> [(&'static str, String); 10] {
         ("csrf_token", r.csrf_token.clone()),
         ("user_agent", r.user_agent.clone()),
         ("ip", r.ip.clone()),
+        ("amr", r.amr.to_text()),
+        ("auth_time", secs(r.auth_time)),
     ]
 }
 
+/// A record read back. One written before sessions had `amr` and `auth_time` was a
+/// password login, made when the session was created.
 fn from_fields(key: SessionKey, map: &HashMap<String, String>) -> StoreResult<SessionRecord> {
     let f = Fields::new(RECORD, map);
     Ok(SessionRecord {
@@ -44,6 +49,11 @@ fn from_fields(key: SessionKey, map: &HashMap<String, String>) -> StoreResult<Se
         csrf_token: f.str("csrf_token")?.to_owned(),
         user_agent: f.str("user_agent")?.to_owned(),
         ip: f.str("ip")?.to_owned(),
+        amr: map.get("amr").map_or(Amr::PWD, |text| Amr::parse(text)),
+        auth_time: match map.get("auth_time") {
+            Some(_) => f.time("auth_time")?,
+            None => f.time("created_at")?,
+        },
     })
 }
 

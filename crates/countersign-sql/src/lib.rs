@@ -48,11 +48,14 @@ use std::path::Path;
 use async_trait::async_trait;
 use countersign::attempts::{AttemptLimit, AttemptWindow, Reservation, Settlement};
 use countersign::clock::UnixTime;
+use countersign::mfa::recovery::RecoveryHash;
+use countersign::mfa::{Factor, FactorId, RecoveryCodeRecord};
 use countersign::password::PasswordHash;
 use countersign::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
 use countersign::session::{SessionKey, SessionRecord};
 use countersign::store::{
-    RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore, UserImport, UserStore,
+    FactorStore, RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore,
+    UserImport, UserStore,
 };
 use countersign::sweep::{Sweep, SweepReport};
 use countersign::user::{NewUser, Role, User, UserId};
@@ -184,6 +187,56 @@ macro_rules! dispatch {
             SqlStore::Postgres(s) => s.$method($($arg),*).await,
         }
     };
+}
+
+#[async_trait]
+impl FactorStore for SqlStore {
+    async fn add_factor(&self, factor: &Factor) -> StoreResult<()> {
+        dispatch!(self.add_factor(factor))
+    }
+    async fn factor(&self, id: &FactorId) -> StoreResult<Option<Factor>> {
+        dispatch!(self.factor(id))
+    }
+    async fn user_factors(&self, user: UserId) -> StoreResult<Vec<Factor>> {
+        dispatch!(self.user_factors(user))
+    }
+    async fn update_factor(&self, factor: &Factor) -> StoreResult<bool> {
+        dispatch!(self.update_factor(factor))
+    }
+    async fn advance_factor(
+        &self,
+        user: UserId,
+        id: &FactorId,
+        counter: i64,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        dispatch!(self.advance_factor(user, id, counter, now))
+    }
+    async fn remove_factor(&self, user: UserId, id: &FactorId) -> StoreResult<bool> {
+        dispatch!(self.remove_factor(user, id))
+    }
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        hashes: &[RecoveryHash],
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        dispatch!(self.replace_recovery_codes(user, hashes, now))
+    }
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        hash: &RecoveryHash,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        dispatch!(self.use_recovery_code(user, hash, now))
+    }
+    async fn recovery_codes(&self, user: UserId) -> StoreResult<Vec<RecoveryCodeRecord>> {
+        dispatch!(self.recovery_codes(user))
+    }
+    async fn remove_user_factors(&self, user: UserId) -> StoreResult<u64> {
+        dispatch!(self.remove_user_factors(user))
+    }
 }
 
 #[async_trait]

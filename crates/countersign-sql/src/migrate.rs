@@ -35,6 +35,7 @@ const SQLITE: Embedded = &[
         "login attempts disabled users",
         include_str!("../migrations/sqlite/0002_login_attempts_disabled_users.sql"),
     ),
+    (3, "mfa", include_str!("../migrations/sqlite/0003_mfa.sql")),
 ];
 
 const POSTGRES: Embedded = &[
@@ -47,6 +48,11 @@ const POSTGRES: Embedded = &[
         2,
         "login attempts disabled users",
         include_str!("../migrations/postgres/0002_login_attempts_disabled_users.sql"),
+    ),
+    (
+        3,
+        "mfa",
+        include_str!("../migrations/postgres/0003_mfa.sql"),
     ),
 ];
 

@@ -3,6 +3,8 @@
 //! [`countersign::store::CorruptRow`], never a panic.
 
 use countersign::clock::UnixTime;
+use countersign::mfa::recovery::RecoveryHash;
+use countersign::mfa::{Amr, Factor, FactorId, FactorKind, RecoveryCodeRecord};
 use countersign::password::PasswordHash;
 use countersign::refresh::{FamilyId, RefreshFamily};
 use countersign::session::{SessionKey, SessionRecord};
@@ -44,7 +46,7 @@ where
 }
 
 /// `key, user_id, username, role, created_at, last_seen, idle_deadline, absolute_deadline,
-/// csrf_token, user_agent, ip`.
+/// csrf_token, user_agent, ip, amr, auth_time`.
 pub(crate) fn session<R>(row: &R) -> StoreResult<SessionRecord>
 where
     R: Row,
@@ -65,11 +67,13 @@ where
         csrf_token: get::<R, &str>(row, 8)?.to_owned(),
         user_agent: get::<R, &str>(row, 9)?.to_owned(),
         ip: get::<R, &str>(row, 10)?.to_owned(),
+        amr: Amr::parse(get(row, 11)?),
+        auth_time: UnixTime(get(row, 12)?),
     })
 }
 
 /// A token and its family: `retired, revoked, id, user_id, created_at, idle_deadline,
-/// absolute_deadline`.
+/// absolute_deadline, amr, auth_time`.
 pub(crate) fn token_and_family<R>(row: &R) -> StoreResult<(bool, bool, RefreshFamily)>
 where
     R: Row,
@@ -87,8 +91,51 @@ where
             created_at: UnixTime(get(row, 4)?),
             idle_deadline: UnixTime(get(row, 5)?),
             absolute_deadline: UnixTime(get(row, 6)?),
+            amr: Amr::parse(get(row, 7)?),
+            auth_time: UnixTime(get(row, 8)?),
         },
     ))
+}
+
+/// `id, user_id, kind, name, data, counter, confirmed, created_at, last_used_at`.
+pub(crate) fn factor<R>(row: &R) -> StoreResult<Factor>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    bool: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> &'r str: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let kind: &str = get(row, 2)?;
+    Ok(Factor {
+        id: FactorId(get::<R, &str>(row, 0)?.to_owned()),
+        user_id: UserId(get(row, 1)?),
+        kind: FactorKind::parse(kind).ok_or_else(|| corrupt(kind))?,
+        name: get::<R, &str>(row, 3)?.to_owned(),
+        data: get(row, 4)?,
+        counter: get(row, 5)?,
+        confirmed: get(row, 6)?,
+        created_at: UnixTime(get(row, 7)?),
+        last_used_at: get::<R, Option<i64>>(row, 8)?.map(UnixTime),
+    })
+}
+
+/// `hash, created_at, used_at`.
+pub(crate) fn recovery_code<R>(row: &R) -> StoreResult<RecoveryCodeRecord>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> &'r str: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(RecoveryCodeRecord {
+        hash: RecoveryHash::from_stored(get::<R, &str>(row, 0)?),
+        created_at: UnixTime(get(row, 1)?),
+        used_at: get::<R, Option<i64>>(row, 2)?.map(UnixTime),
+    })
 }
 
 /// A stored counter, which is never negative unless edited by hand.

@@ -25,6 +25,9 @@ pub(crate) const REPLACE_PASSWORD_HASH: &str =
 pub(crate) const PG_ADVANCE_USER_IDS: &str = "SELECT setval(pg_get_serial_sequence('users', 'id'), m) \
      FROM (SELECT max(id) AS m FROM users) t WHERE m IS NOT NULL";
 pub(crate) const SET_ROLE: &str = "UPDATE users SET role = $2 WHERE id = $1";
+/// In one write transaction with [`DELETE_USER_RECOVERY_CODES`] and
+/// [`DELETE_USER_FACTORS`] before it (the foreign keys cascade too; the explicit deletes do
+/// not depend on them).
 pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 pub(crate) const SET_DISABLED: &str = "UPDATE users SET disabled = $2 WHERE id = $1";
 pub(crate) const PING: &str = "SELECT 1";
@@ -33,10 +36,11 @@ pub(crate) const PING: &str = "SELECT 1";
 
 pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (key, user_id, username, role, \
      created_at, last_seen, idle_deadline, absolute_deadline, expires_at, csrf_token, \
-     user_agent, ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+     user_agent, ip, amr, auth_time) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 /// The hot path of every cookie-authenticated request: one primary-key lookup.
 pub(crate) const LOAD_SESSION: &str = "SELECT key, user_id, username, role, created_at, \
-     last_seen, idle_deadline, absolute_deadline, csrf_token, user_agent, ip \
+     last_seen, idle_deadline, absolute_deadline, csrf_token, user_agent, ip, amr, auth_time \
      FROM sessions WHERE key = $1 AND expires_at > $2";
 pub(crate) const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen = $2, \
      idle_deadline = CASE WHEN $3 < absolute_deadline THEN $3 ELSE absolute_deadline END, \
@@ -44,7 +48,7 @@ pub(crate) const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen = $2, \
      WHERE key = $1";
 pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE key = $1";
 pub(crate) const LIST_USER_SESSIONS: &str = "SELECT key, user_id, username, role, created_at, \
-     last_seen, idle_deadline, absolute_deadline, csrf_token, user_agent, ip \
+     last_seen, idle_deadline, absolute_deadline, csrf_token, user_agent, ip, amr, auth_time \
      FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, key";
 pub(crate) const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
 pub(crate) const SWEEP_SESSIONS: &str = "DELETE FROM sessions WHERE key IN \
@@ -54,12 +58,12 @@ pub(crate) const SWEEP_SESSIONS: &str = "DELETE FROM sessions WHERE key IN \
 // same index as an ended one.
 
 pub(crate) const INSERT_FAMILY: &str = "INSERT INTO refresh_families (id, user_id, created_at, \
-     idle_deadline, absolute_deadline, expires_at, revoked) \
-     VALUES ($1, $2, $3, $4, $5, $6, FALSE)";
+     idle_deadline, absolute_deadline, expires_at, revoked, amr, auth_time) \
+     VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8)";
 pub(crate) const INSERT_TOKEN: &str =
     "INSERT INTO refresh_tokens (hash, family_id, retired) VALUES ($1, $2, FALSE)";
 pub(crate) const FIND_TOKEN: &str = "SELECT t.retired, f.revoked, f.id, f.user_id, \
-     f.created_at, f.idle_deadline, f.absolute_deadline \
+     f.created_at, f.idle_deadline, f.absolute_deadline, f.amr, f.auth_time \
      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = $1";
 /// The atomic step of a rotation: of two concurrent ones, only one changes the row.
 pub(crate) const RETIRE_TOKEN: &str =
@@ -77,6 +81,39 @@ pub(crate) const REVOKE_USER_FAMILIES: &str = "UPDATE refresh_families \
 /// Their tokens go by `ON DELETE CASCADE`.
 pub(crate) const SWEEP_FAMILIES: &str = "DELETE FROM refresh_families WHERE id IN \
      (SELECT id FROM refresh_families WHERE expires_at <= $1 LIMIT $2)";
+
+// Second factors and recovery codes (`countersign::store::FactorStore`). Every statement
+// that names a factor by id names its user too, except the lookup by id alone (a
+// passwordless passkey login starts from the credential id).
+
+pub(crate) const INSERT_FACTOR: &str = "INSERT INTO mfa_factors (id, user_id, kind, name, data, \
+     counter, confirmed, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(crate) const FACTOR_BY_ID: &str = "SELECT id, user_id, kind, name, data, counter, confirmed, \
+     created_at, last_used_at FROM mfa_factors WHERE id = $1";
+pub(crate) const USER_FACTORS: &str = "SELECT id, user_id, kind, name, data, counter, confirmed, \
+     created_at, last_used_at FROM mfa_factors WHERE user_id = $1 ORDER BY created_at, id";
+/// Leaves `counter` alone: only [`ADVANCE_FACTOR`] moves it.
+pub(crate) const UPDATE_FACTOR: &str = "UPDATE mfa_factors SET name = $3, data = $4, \
+     confirmed = $5, last_used_at = $6 WHERE id = $1 AND user_id = $2";
+/// The atomic step that accepts a TOTP code once: of two concurrent calls with one step,
+/// one changes the row (PostgreSQL re-checks the condition once the first commits).
+pub(crate) const ADVANCE_FACTOR: &str = "UPDATE mfa_factors SET counter = $3, last_used_at = $4 \
+     WHERE user_id = $1 AND id = $2 AND counter < $3";
+pub(crate) const DELETE_FACTOR: &str = "DELETE FROM mfa_factors WHERE user_id = $1 AND id = $2";
+pub(crate) const DELETE_USER_FACTORS: &str = "DELETE FROM mfa_factors WHERE user_id = $1";
+/// PostgreSQL: taken first by a replacement of a user's codes, so two replacements do not
+/// interleave (SQLite's `BEGIN IMMEDIATE` already runs one writer at a time).
+pub(crate) const PG_LOCK_USER: &str = "SELECT 1 FROM users WHERE id = $1 FOR UPDATE";
+pub(crate) const DELETE_USER_RECOVERY_CODES: &str =
+    "DELETE FROM mfa_recovery_codes WHERE user_id = $1";
+/// Prefix of the multi-row insert of a new set (one `VALUES` row per code).
+pub(crate) const INSERT_RECOVERY_CODES: &str =
+    "INSERT INTO mfa_recovery_codes (user_id, hash, created_at) ";
+/// The atomic step that accepts a recovery code once.
+pub(crate) const USE_RECOVERY_CODE: &str = "UPDATE mfa_recovery_codes SET used_at = $3 \
+     WHERE user_id = $1 AND hash = $2 AND used_at IS NULL";
+pub(crate) const USER_RECOVERY_CODES: &str = "SELECT hash, created_at, used_at \
+     FROM mfa_recovery_codes WHERE user_id = $1 ORDER BY created_at, hash";
 
 // Revocation. Both upserts keep the later time.
 

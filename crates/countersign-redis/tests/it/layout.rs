@@ -4,6 +4,7 @@
 //! errors.
 
 use countersign::clock::{Clock, SystemClock, UnixTime};
+use countersign::mfa::Amr;
 use countersign::refresh::{RefreshFamily, RefreshHash, RefreshPolicy, RotateOutcome};
 use countersign::session::{SessionPolicy, SessionRecord, SessionToken};
 use countersign::store::{RefreshStore, RevocationStore, SessionStore, StoreError, ThrottleStore};
@@ -355,5 +356,58 @@ async fn records_written_with_past_times_stay_readable() {
     assert_eq!(
         s.hit("acct:past", 60, now).await.unwrap(),
         (2, now.add_secs(60))
+    );
+}
+
+/// Records written by a version before sessions and families had `amr` and `auth_time`
+/// (no such hash fields) read as password logins made when they were created.
+#[tokio::test]
+async fn records_without_amr_read_as_password_logins() {
+    let Some(t) = test_store().await else { return };
+    let (s, p) = (t.inner(), t.inner().key_prefix().to_owned());
+    let mut conn = raw().await;
+    let now = SystemClock.now();
+    let mfa = Amr::PWD.with(Amr::OTP);
+
+    let mut r = session(user(), &SessionPolicy::default(), now);
+    r.amr = mfa;
+    r.auth_time = now.add_secs(5);
+    s.create_session(&r).await.unwrap();
+    let key = format!("{p}session:{}", r.key);
+    let amr: String = conn.hget(&key, "amr").await.unwrap();
+    assert_eq!(amr, "pwd otp mfa");
+    let _: i64 = conn.hdel(&key, &["amr", "auth_time"]).await.unwrap();
+    let old = s.load_session(&r.key, now).await.unwrap().unwrap();
+    assert_eq!((old.amr, old.auth_time), (Amr::PWD, r.created_at));
+    let listed = s.list_user_sessions(r.user_id, now).await.unwrap();
+    assert_eq!(listed, vec![old]);
+
+    let policy = RefreshPolicy::default();
+    let mut family = RefreshFamily::new(user(), &policy, now);
+    family.amr = mfa;
+    family.auth_time = now.add_secs(-60);
+    let (t1, t2) = (hash(), hash());
+    s.create_family(&family, &t1).await.unwrap();
+    let fkey = format!("{p}family:{}", family.id.0);
+    let _: i64 = conn.hdel(&fkey, &["amr", "auth_time"]).await.unwrap();
+    let peeked = s
+        .peek_family(std::slice::from_ref(&t1), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (peeked.amr, peeked.auth_time),
+        (Amr::PWD, family.created_at)
+    );
+    let out = s
+        .rotate(std::slice::from_ref(&t1), &t2, policy.idle_secs, now)
+        .await
+        .unwrap();
+    let RotateOutcome::Rotated { family: rotated } = out else {
+        panic!("expected Rotated, got {out:?}")
+    };
+    assert_eq!(
+        (rotated.amr, rotated.auth_time),
+        (Amr::PWD, family.created_at)
     );
 }

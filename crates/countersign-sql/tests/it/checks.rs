@@ -245,3 +245,92 @@ pub async fn user_ids_are_not_reused(store: SqlStore) {
         "{first:?} {second:?} {third:?}"
     );
 }
+
+/// Migration 3 (second factors) on a database at version 2 that holds a session and a
+/// refresh family: both read afterwards as password logins made when they were created,
+/// and the new tables are there. `store` is connected, not migrated; `dialect` names the
+/// migrations directory.
+pub async fn migration_3_keeps_sessions_and_families(store: SqlStore, dialect: &str) {
+    // The first two migrations, as released: a directory with just their files.
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dialect);
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("0001_") || name.starts_with("0002_") {
+            std::fs::copy(entry.path(), dir.path().join(name)).unwrap();
+        }
+    }
+    let v2 = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    assert_eq!(v2.iter().count(), 2);
+    match &store {
+        SqlStore::Sqlite(s) => v2.run(s.write_pool()).await.unwrap(),
+        SqlStore::Postgres(s) => v2.run(s.pool()).await.unwrap(),
+        _ => unreachable!(),
+    }
+
+    let created = T0.add_secs(-100);
+    let session = session(7, created, 3600, 7200);
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO sessions (key, user_id, username, role, created_at, last_seen, \
+             idle_deadline, absolute_deadline, expires_at, csrf_token, user_agent, ip) \
+             VALUES ('{}', 7, 'someone', 'user', {c}, {c}, {i}, {a}, {i}, '{}', '', '')",
+            session.key.as_str(),
+            session.csrf_token,
+            c = created.secs(),
+            i = session.idle_deadline.secs(),
+            a = session.absolute_deadline.secs(),
+        ),
+    )
+    .await;
+    let family = RefreshFamily::new(
+        UserId(7),
+        &RefreshPolicy {
+            idle_secs: 3600,
+            absolute_secs: 7200,
+        },
+        created,
+    );
+    let token = RefreshHash::from_stored(countersign::random::opaque_token());
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO refresh_families (id, user_id, created_at, idle_deadline, \
+             absolute_deadline, expires_at, revoked) VALUES ('{}', 7, {}, {i}, {}, {i}, FALSE)",
+            family.id.0,
+            created.secs(),
+            family.absolute_deadline.secs(),
+            i = family.idle_deadline.secs(),
+        ),
+    )
+    .await;
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO refresh_tokens (hash, family_id, retired) VALUES ('{}', '{}', FALSE)",
+            token.as_str(),
+            family.id.0
+        ),
+    )
+    .await;
+
+    store.migrate().await.unwrap();
+    assert_eq!(rows(&store, "_sqlx_migrations").await, 3);
+    // `SessionRecord::new` and `RefreshFamily::new` make password logins made at `created`.
+    let loaded = store.load_session(&session.key, T0).await.unwrap().unwrap();
+    assert_eq!(loaded, session);
+    assert_eq!(loaded.auth_time, created);
+    assert_eq!(loaded.amr.to_text(), "pwd");
+    let peeked = store
+        .peek_family(std::slice::from_ref(&token), T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(peeked, family);
+    assert_eq!(rows(&store, "mfa_factors").await, 0);
+    assert_eq!(rows(&store, "mfa_recovery_codes").await, 0);
+}

@@ -142,7 +142,7 @@ async fn concurrent_migrators_on_a_new_database() {
     while let Some(done) = tasks.join_next().await {
         stores.push(done.unwrap().unwrap());
     }
-    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 2);
+    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 3);
     countersign::conformance::users_crud(&stores[2]).await;
     for store in stores {
         store.close().await;
@@ -166,7 +166,7 @@ async fn concurrent_migrators_on_a_new_schema() {
     )
     .await;
     let stores: Vec<SqlStore> = results.into_iter().map(Result::unwrap).collect();
-    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 2);
+    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 3);
     countersign::conformance::sessions_crud(&stores[1]).await;
 }
 
@@ -311,4 +311,15 @@ async fn tls_connections() {
             .await
             .unwrap();
     assert!(encrypted);
+}
+
+#[tokio::test]
+async fn migration_3_keeps_sessions_and_families() {
+    let Some(server) = server().await else { return };
+    let schema = fresh_schema(&server).await;
+    server.close().await;
+    let store = connect(&schema_url(&schema), &PoolOptions::default())
+        .await
+        .unwrap();
+    checks::migration_3_keeps_sessions_and_families(store, "postgres").await;
 }

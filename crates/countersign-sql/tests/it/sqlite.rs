@@ -161,7 +161,7 @@ async fn concurrent_migrators_on_a_new_file() {
     while let Some(done) = tasks.join_next().await {
         stores.push(done.unwrap().unwrap());
     }
-    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 2);
+    assert_eq!(checks::rows(&stores[0], "_sqlx_migrations").await, 3);
     countersign::conformance::users_crud(&stores[3]).await;
 }
 
@@ -227,4 +227,11 @@ async fn missing_file_without_rwc_is_a_connect_error() {
         matches!(e, countersign_sql::SqlError::Connect { .. }),
         "{e:?}"
     );
+}
+
+#[tokio::test]
+async fn migration_3_keeps_sessions_and_families() {
+    let url = format!("sqlite://{}?mode=rwc", fresh_path().display());
+    let store = connect(&url, &PoolOptions::default()).await.unwrap();
+    checks::migration_3_keeps_sessions_and_families(store, "sqlite").await;
 }
