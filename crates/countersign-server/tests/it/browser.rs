@@ -33,6 +33,7 @@
 //! ends.
 
 mod forward_auth;
+mod mfa;
 mod passkeys;
 
 use std::io::{BufRead as _, BufReader, Write as _};
