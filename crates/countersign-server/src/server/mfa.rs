@@ -55,14 +55,14 @@ impl Code {
         self.0.trim()
     }
 
-    /// Whether nothing was typed.
+    /// Whether nothing was sent (spaces alone are a code that does not match).
     pub fn is_empty(&self) -> bool {
-        self.as_str().is_empty()
+        self.0.is_empty()
     }
 
-    /// Whether it is longer than any code ([`MAX_CODE_LEN`]).
+    /// Whether it is longer than any code ([`MAX_CODE_LEN`] characters).
     pub fn is_too_long(&self) -> bool {
-        self.as_str().len() > MAX_CODE_LEN
+        self.0.chars().count() > MAX_CODE_LEN
     }
 }
 
@@ -203,10 +203,11 @@ impl std::fmt::Debug for TokenMfaRequest {
     }
 }
 
-/// The answer for an `mfa_token` that cannot be used (as the passkey step answers it).
+/// The answer for an `mfa_token` that cannot be used: 401 `expired` (start again from
+/// the password).
 pub fn expired_mfa_token() -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNAUTHORIZED,
         "expired",
         "The mfa_token is not valid: it expired (after 5 minutes), was used already, or its \
          account can no longer log in. Log in again with the password.",
@@ -218,7 +219,7 @@ pub fn expired_mfa_token() -> ApiError {
 /// the login throttle); the first success uses it up.
 ///
 /// # Errors
-/// 400 `expired` for a bad, expired or used `mfa_token`; 401 `invalid_grant` for a
+/// 401 `expired` for a bad, expired or used `mfa_token`, 401 `invalid_grant` for a
 /// wrong code; 400, 413, 415, 422 for a malformed body; 429; 503.
 pub async fn token(
     State(app): State<App>,
@@ -227,7 +228,9 @@ pub async fn token(
 ) -> Result<Json<Value>, ApiError> {
     let JsonOrForm(request) = body?;
     if request.mfa_token.is_empty() {
-        return Err(expired_mfa_token());
+        return Err(ApiError::invalid_request(
+            "Send the mfa_token from /api/token.",
+        ));
     }
     if request.code.is_empty() {
         return Err(empty_code());
@@ -359,7 +362,7 @@ pub struct CodeRequest {
 /// counts, and ten new recovery codes (replacing any old ones) are answered, once.
 ///
 /// # Errors
-/// 400 `invalid_code` for a wrong code; 409 `not_pending` without an enrolment started;
+/// 403 `invalid_code` for a wrong code; 409 `not_pending` without an enrolment started;
 /// 429; 400, 413, 415, 422 for a malformed body; 503.
 pub async fn totp_confirm(
     State(app): State<App>,
@@ -391,10 +394,11 @@ pub async fn totp_confirm(
     }
 }
 
-/// 400 for a code that does not confirm an enrolment.
+/// 403 for a code that does not confirm an enrolment (the request is understood and the
+/// credential good: the code is what is refused).
 pub fn invalid_code() -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
+        StatusCode::FORBIDDEN,
         "invalid_code",
         "That code is not valid. Enter the current code the app shows (check the phone's \
          clock if it keeps failing).",

@@ -244,9 +244,8 @@ pub async fn mfa_submit(
             "The form could not be read. Go back, reload the page and try again.",
         );
     };
-    let Some(challenge) = challenge_in(&app, &headers) else {
-        return start_again(&app, &form.rd);
-    };
+    // The form is checked before the challenge: a bad form is 422 with or without one.
+    let challenge = challenge_in(&app, &headers).unwrap_or_default();
     if form.code.is_empty() {
         return mfa_again(
             &app,
@@ -266,6 +265,9 @@ pub async fn mfa_submit(
             &form,
         )
         .await;
+    }
+    if challenge.is_empty() {
+        return start_again(&app, &form.rd);
     }
     match app
         .engine()

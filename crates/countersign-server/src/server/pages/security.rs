@@ -217,6 +217,24 @@ fn bad_form(app: &App) -> Response {
     )
 }
 
+/// The page again, 422: a code longer than any.
+async fn too_long(app: &App, principal: &Principal, user: &User) -> Response {
+    let extra = Extra {
+        error: Some(
+            "That is longer than any code: enter the 6 digits the app shows, or a recovery code.",
+        ),
+        ..Extra::default()
+    };
+    page(
+        app,
+        principal,
+        user,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        extra,
+    )
+    .await
+}
+
 /// The page's view of a new enrolment: the SVG without its XML declaration (it goes
 /// inside HTML), the secret in groups of four.
 fn enrolment_view(e: &TotpEnrolment) -> EnrolmentView {
@@ -314,7 +332,7 @@ fn unexpected(app: &App, e: &MfaError) -> Response {
 }
 
 /// `POST /account/security/totp/confirm`: the first code. The page with the ten recovery
-/// codes, shown this once; the form again with 400 for a wrong code, 422 for none; 409
+/// codes, shown this once; the form again with 403 for a wrong code, 422 for none; 409
 /// without an enrolment started.
 pub async fn totp_confirm(
     State(app): State<App>,
@@ -365,7 +383,7 @@ pub async fn totp_confirm(
         }
         Err(MfaError::Invalid) => {
             fail(
-                StatusCode::BAD_REQUEST,
+                StatusCode::FORBIDDEN,
                 "That code is not valid. Enter the current code the app shows (check the \
                  phone's clock if it keeps failing), or start again for a new QR code.",
             )
@@ -431,6 +449,9 @@ pub async fn totp_remove(
     let Ok(Form(form)) = form else {
         return bad_form(&app);
     };
+    if form.code.is_too_long() {
+        return too_long(&app, &principal, &user).await;
+    }
     let has_totp = match app.engine().factors(user.id).await {
         Ok(factors) => factors.iter().any(|f| f.kind == FactorKind::Totp),
         Err(e) => return store_failure(&app, &e),
@@ -471,6 +492,9 @@ pub async fn regenerate_codes(
     let Ok(Form(form)) = form else {
         return bad_form(&app);
     };
+    if form.code.is_too_long() {
+        return too_long(&app, &principal, &user).await;
+    }
     match app.engine().mfa_methods(user.id).await {
         Ok(m) if m.is_enrolled() => {}
         Ok(_) => {

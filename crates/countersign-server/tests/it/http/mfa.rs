@@ -231,7 +231,7 @@ async fn the_api_enrols_an_app_and_token_logins_then_need_a_code() {
     let r = confirm(json!({ "code": wrong_code(&s, &uri) })).await;
     assert_eq!(
         (r.status, r.error()),
-        (StatusCode::BAD_REQUEST, "invalid_code")
+        (StatusCode::FORBIDDEN, "invalid_code")
     );
     let r = confirm(json!({ "code": "" })).await;
     assert_eq!(
@@ -304,7 +304,7 @@ async fn the_api_enrols_an_app_and_token_logins_then_need_a_code() {
     // Used once.
     s.clock.advance(30);
     let r = token_mfa(&s, &challenge, &code_now(&s, &uri)).await;
-    assert_eq!((r.status, r.error()), (StatusCode::BAD_REQUEST, "expired"));
+    assert_eq!((r.status, r.error()), (StatusCode::UNAUTHORIZED, "expired"));
     // A refreshed token says the same.
     let r = s
         .post_json(
@@ -331,16 +331,16 @@ async fn token_mfa_refuses_every_bad_input_with_a_4xx() {
         (
             json!({"mfa_token": "", "code": "123456"}),
             StatusCode::BAD_REQUEST,
-            "expired",
+            "invalid_request",
         ),
         (
             json!({"mfa_token": "x", "code": "123456"}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
             "expired",
         ),
         (
             json!({"mfa_token": "A".repeat(5000), "code": "123456"}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
             "expired",
         ),
         (
@@ -673,7 +673,7 @@ async fn enrol_on_the_page(s: &Server, b: &mut Browser) -> (String, Vec<String>)
             &[("code", &wrong)],
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
     assert!(r.body.contains("That code is not valid"));
     assert!(r.body.contains("action=\"/account/security/totp/confirm\""));
     let r = b
@@ -918,6 +918,14 @@ async fn the_second_step_expires() {
     let r = b.get(&s, "/login/mfa").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.header("location"), Some("/login?mfa=expired"));
+    // A form without a code is refused as such, challenge or not.
+    let r = b.submit(&s, "/login", "/login/mfa", &[("code", "")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    let long = "1".repeat(65);
+    let r = b
+        .submit(&s, "/login", "/login/mfa", &[("code", &long)])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
 
     b.login(&s, "alice", PW).await;
     let form = b.get(&s, "/login/mfa").await;
@@ -1044,6 +1052,20 @@ async fn the_security_page_asks_for_a_code_to_remove_or_renew() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
     assert!(r.body.contains("not valid"));
+    let long = "1".repeat(65);
+    for action in [
+        "/account/security/totp/remove",
+        "/account/security/recovery-codes",
+    ] {
+        let r = b
+            .submit(&s, "/account/security", action, &[("code", &long)])
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{action}: {r:?}"
+        );
+    }
     // New codes with a recovery code: the page shows ten new ones.
     let r = b
         .submit(
