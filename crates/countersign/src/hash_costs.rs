@@ -43,17 +43,18 @@
 //! while the server runs) joins at the first check of one of its hashes. Classes beyond the
 //! import caps are never added: an argon2 hash above them (only a hand-edited row can be)
 //! is checked at its own login, but is not made the price of every failure.
+//!
+//! [`Auth::survey_password_hashes`]: crate::auth::Auth::survey_password_hashes
+//! [`Auth::keep_surveying_password_hashes`]: crate::auth::Auth::keep_surveying_password_hashes
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::auth::Auth;
 use crate::flask::hashes::{self, Digest, LegacyHash};
-use crate::password::{HashParams, PasswordHash};
+use crate::password_hash::{HashParams, PasswordHash};
 use crate::store::{StoreError, UserStore};
 use crate::user::UserId;
 
@@ -374,7 +375,8 @@ impl Budget {
     }
 }
 
-/// What a survey of the stored password hashes found ([`Auth::survey_password_hashes`]).
+/// What a survey of the stored password hashes found
+/// ([`Auth::survey_password_hashes`](crate::auth::Auth::survey_password_hashes)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Survey {
@@ -402,86 +404,46 @@ pub(crate) fn native_prefix(params: HashParams) -> String {
     )
 }
 
-impl crate::password::HashingPool {
-    /// Read the stored hashes other than countersign's own current argon2id, a page of
-    /// [`SURVEY_PAGE`] at a time, and make the classes found (within the caps) what every
-    /// failed check pays for from now on. See the [module docs](crate::hash_costs).
-    ///
-    /// # Errors
-    /// When the store fails; the classes then stay as they were.
-    pub async fn survey(&self, users: &dyn UserStore) -> Result<Survey, StoreError> {
-        let native = self.budget().native();
-        let skip = native_prefix(self.hasher().params());
-        let mut counts: BTreeMap<CostClass, u64> = BTreeMap::new();
-        let mut unchecked = 0;
-        let mut after = UserId(i64::MIN);
-        loop {
-            let page = users
-                .password_hashes_after(after, SURVEY_PAGE, &skip)
-                .await?;
-            for (_, hash) in &page {
-                match CostClass::of(hash) {
-                    Some(class) => *counts.entry(class).or_default() += 1,
-                    None => unchecked += 1,
-                }
-            }
-            match page.last() {
-                Some((last, _)) if page.len() >= SURVEY_PAGE as usize => after = *last,
-                _ => break,
+/// Read the stored hashes other than countersign's own current argon2id (those that start
+/// with `native_prefix(params)`), a page of [`SURVEY_PAGE`] at a time: the survey, and the
+/// budget it makes ([`crate::password::HashingPool::survey`] applies it).
+pub(crate) async fn survey(
+    users: &dyn UserStore,
+    native: CostClass,
+    params: HashParams,
+) -> Result<(Survey, Budget), StoreError> {
+    let skip = native_prefix(params);
+    let mut counts: BTreeMap<CostClass, u64> = BTreeMap::new();
+    let mut unchecked = 0;
+    let mut after = UserId(i64::MIN);
+    loop {
+        let page = users
+            .password_hashes_after(after, SURVEY_PAGE, &skip)
+            .await?;
+        for (_, hash) in &page {
+            match CostClass::of(hash) {
+                Some(class) => *counts.entry(class).or_default() += 1,
+                None => unchecked += 1,
             }
         }
-        let budget = Budget::new(native, counts.keys().copied());
-        let over_caps = counts
-            .iter()
-            .filter(|(class, _)| !class.admissible(native))
-            .map(|(_, n)| n)
-            .sum();
-        let survey = Survey {
-            budget: budget.classes().collect(),
-            users_by_class: counts.into_iter().collect(),
-            unchecked,
-            over_caps,
-        };
-        self.set_budget(budget);
-        Ok(survey)
-    }
-}
-
-impl Auth {
-    /// Survey the user store's password hashes ([`crate::password::HashingPool::survey`]):
-    /// which formats and parameters are present decides what every failed login costs,
-    /// so that it does not depend on whether the name exists or on its hash's format
-    /// ([module docs](crate::hash_costs)). Call it once after building the service when
-    /// the store may hold imported hashes, and again after an import; the server does so
-    /// before it listens, and then every [`SURVEY_EVERY`].
-    ///
-    /// # Errors
-    /// When the user store fails.
-    pub async fn survey_password_hashes(&self) -> Result<Survey, StoreError> {
-        self.pool().survey(self.users().as_ref()).await
-    }
-
-    /// Survey the stored hashes every `every`, forever (spawn it; abort the task to stop).
-    /// A survey that fails is logged and tried again at the next turn.
-    pub async fn keep_surveying_password_hashes(self: Arc<Self>, every: Duration) {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first tick is now: the caller has just surveyed.
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            match self.survey_password_hashes().await {
-                Ok(survey) => tracing::debug!(
-                    budget = %ClassList(&survey.budget),
-                    "password hash classes surveyed"
-                ),
-                Err(e) => tracing::warn!(
-                    error = %e,
-                    "cannot survey the stored password hashes; trying again later"
-                ),
-            }
+        match page.last() {
+            Some((last, _)) if page.len() >= SURVEY_PAGE as usize => after = *last,
+            _ => break,
         }
     }
+    let budget = Budget::new(native, counts.keys().copied());
+    let over_caps = counts
+        .iter()
+        .filter(|(class, _)| !class.admissible(native))
+        .map(|(_, n)| n)
+        .sum();
+    let survey = Survey {
+        budget: budget.classes().collect(),
+        users_by_class: counts.into_iter().collect(),
+        unchecked,
+        over_caps,
+    };
+    Ok((survey, budget))
 }
 
 /// Classes for a log line: `argon2id m=19456 t=2 p=1, bcrypt cost 12`.
@@ -502,7 +464,9 @@ impl fmt::Display for ClassList<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{AuthConfig, LoginError};
+    use std::sync::Arc;
+
+    use crate::auth::{Auth, AuthConfig, LoginError};
     use crate::keys::{KeyRing, SecretKey};
     use crate::memory::MemoryStore;
     use crate::password::{Hasher, OWASP_PARAMS, Password};

@@ -103,6 +103,7 @@ pub mod jwt;
 pub mod keys;
 pub mod memory;
 pub mod password;
+mod password_hash;
 pub mod random;
 pub mod redact;
 pub mod refresh;

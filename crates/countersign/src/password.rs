@@ -21,6 +21,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::hash_costs::Budget;
 pub use crate::hash_costs::{CostClass, Survey};
+pub use crate::password_hash::{HashParams, PasswordHash};
+use crate::store::{StoreError, UserStore};
 
 /// Shortest password accepted, in bytes.
 pub const MIN_PASSWORD_BYTES: usize = 8;
@@ -33,17 +35,6 @@ pub const OWASP_PARAMS: HashParams = HashParams {
     t_cost: 2,
     p_cost: 1,
 };
-
-/// argon2id cost parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashParams {
-    /// Memory, in KiB.
-    pub m_cost_kib: u32,
-    /// Passes.
-    pub t_cost: u32,
-    /// Lanes.
-    pub p_cost: u32,
-}
 
 /// A password as typed. Redacted in `Debug`, zeroized on drop, compared only through
 /// argon2 (whose verification is constant-time). Deserializes from a string, so request
@@ -211,28 +202,6 @@ fn is_common(password: &str) -> bool {
     all_same || ascending || descending
 }
 
-/// A PHC string (`$argon2id$v=19$m=…`). Not secret, but not for display either.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash(String);
-
-impl PasswordHash {
-    /// Wrap a stored PHC string.
-    pub fn from_phc(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The PHC string, for storage.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for PasswordHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PasswordHash([redacted])")
-    }
-}
-
 /// Why a password operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -348,7 +317,7 @@ impl Hasher {
         let salt = SaltString::generate(&mut OsRng);
         self.argon
             .hash_password(password.as_bytes(), &salt)
-            .map(|h| PasswordHash(h.to_string()))
+            .map(|h| PasswordHash::from_phc(h.to_string()))
             .map_err(PasswordError::hashing)
     }
 
@@ -368,7 +337,7 @@ impl Hasher {
         password: &Password,
         hash: &PasswordHash,
     ) -> Result<Verdict, PasswordError> {
-        if let Some(imported) = crate::flask::hashes::LegacyHash::recognise(&hash.0) {
+        if let Some(imported) = crate::flask::hashes::LegacyHash::recognise(hash.as_str()) {
             let imported = imported.map_err(|_| PasswordError::MalformedHash)?;
             let matches = imported
                 .verify(password.as_bytes())
@@ -379,7 +348,7 @@ impl Hasher {
             });
         }
         let parsed =
-            argon2::PasswordHash::new(&hash.0).map_err(|_| PasswordError::MalformedHash)?;
+            argon2::PasswordHash::new(hash.as_str()).map_err(|_| PasswordError::MalformedHash)?;
         let matches = self
             .argon
             .verify_password(password.as_bytes(), &parsed)
@@ -511,6 +480,21 @@ impl HashingPool {
 
     pub(crate) fn set_budget(&self, budget: Budget) {
         self.inner.budget.store(Arc::new(budget));
+    }
+
+    /// Read the stored hashes other than countersign's own current argon2id, a page of
+    /// [`SURVEY_PAGE`](crate::hash_costs::SURVEY_PAGE) at a time, and make the classes found
+    /// (within the caps) what every failed check pays for from now on. See the
+    /// [module docs](crate::hash_costs).
+    ///
+    /// # Errors
+    /// When the store fails; the classes then stay as they were.
+    pub async fn survey(&self, users: &dyn UserStore) -> Result<Survey, StoreError> {
+        let native = self.budget().native();
+        let (survey, budget) =
+            crate::hash_costs::survey(users, native, self.hasher().params()).await?;
+        self.set_budget(budget);
+        Ok(survey)
     }
 
     /// The classes each check ran so far, in order, and forget them.

@@ -25,6 +25,7 @@ mod passkeys;
 mod principal;
 mod sessions;
 mod setup;
+mod survey;
 #[cfg(test)]
 mod testkit;
 mod tokens;
