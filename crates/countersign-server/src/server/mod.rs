@@ -23,6 +23,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use countersign::auth::Auth;
 use countersign::clock::{Clock, SystemClock};
+use countersign::hash_costs;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -143,6 +144,18 @@ pub async fn run(
         hash_queue = config.hash_queue,
         "key ring loaded"
     );
+    // The password-hash formats the users have set what every failed login costs (the
+    // equal-time rule, docs/flask.md): surveyed before the first login, then every ten
+    // minutes.
+    let survey = app
+        .engine()
+        .survey_password_hashes()
+        .await
+        .context("cannot survey the stored password hashes")?;
+    log_survey(&survey);
+    let surveyor = tokio::spawn(
+        Arc::clone(app.engine()).keep_surveying_password_hashes(hash_costs::SURVEY_EVERY),
+    );
     let sweepers = stores.spawn_sweepers(clock);
     // Revocations made on other instances reach this one's cache (Redis or PostgreSQL
     // sessions); until subscribed, requests read the store.
@@ -204,12 +217,36 @@ pub async fn run(
         served = server.into_future() => served.context("the server failed"),
         never = reload_on_hangup(&mut hangup, &engine, &site.forward, env, &config) => match never {},
     };
-    for task in sweepers.into_iter().chain(invalidations) {
+    for task in sweepers.into_iter().chain(invalidations).chain([surveyor]) {
         task.abort();
     }
     stores.close().await;
     tracing::info!("stopped");
     result
+}
+
+/// What the start's survey of password hashes found, for the operator.
+fn log_survey(survey: &hash_costs::Survey) {
+    let others: u64 = survey.users_by_class.iter().map(|(_, n)| n).sum();
+    tracing::info!(
+        classes = %hash_costs::ClassList(&survey.budget),
+        users_with_other_hashes = others,
+        "a failed login does one check of each password hash class"
+    );
+    if survey.unchecked > 0 {
+        tracing::warn!(
+            users = survey.unchecked,
+            "stored password hashes that cannot be checked (unknown format, over the cost \
+             caps): these users cannot log in until their password is set again"
+        );
+    }
+    if survey.over_caps > 0 {
+        tracing::warn!(
+            users = survey.over_caps,
+            "argon2 hashes over the import caps: checked at their users' logins, but a \
+             failed login of theirs costs more than others'"
+        );
+    }
 }
 
 /// The address to put in a link to this server: a wildcard bind (`0.0.0.0`, `::`) is
