@@ -23,6 +23,7 @@ mod error;
 #[cfg(feature = "passkeys")]
 mod passkeys;
 mod principal;
+mod service;
 mod sessions;
 mod setup;
 mod survey;
@@ -40,74 +41,21 @@ pub use error::{AccountError, BearerError, LoginError, RefreshError, SessionErro
 #[cfg(feature = "passkeys")]
 pub use passkeys::PasskeyRegistered;
 pub use principal::{Method, Principal, TokenPair};
+pub use service::Auth;
 
-use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
 use crate::clock::{Clock, UnixTime};
-use crate::invalidation::{self, Broadcast, Invalidation, Receiver};
+use crate::invalidation::{self, Invalidation, Receiver};
 use crate::jwt::TokenKeys;
-use crate::keys::{KeyRing, Purpose, Subkey};
+use crate::keys::KeyRing;
 use crate::password::{HashingPool, HashingStats};
-use crate::refresh::RefreshHasher;
-use crate::session::{CookieSigner, SessionKey, SessionRecord};
-use crate::setup::SetupToken;
 use crate::store::{EphemeralStore, StoreError, UserStore};
-use crate::user::UserId;
 
 use cache::{Gate, TtlCache};
-
-/// What is derived from a key ring; swapped as a whole on reload.
-struct Keys {
-    ring: KeyRing,
-    cookies: CookieSigner,
-    refresh: RefreshHasher,
-    csrf: Vec<Subkey>,
-}
-
-impl Keys {
-    fn new(ring: KeyRing) -> Self {
-        Self {
-            cookies: CookieSigner::new(&ring),
-            refresh: RefreshHasher::new(&ring),
-            csrf: ring.subkeys(Purpose::Csrf),
-            ring,
-        }
-    }
-}
-
-/// The authentication service.
-pub struct Auth {
-    keys: ArcSwap<Keys>,
-    /// The asymmetric signer and public keys, and whether HS256 verifies (default: HS256
-    /// only); swapped on reload like `keys`.
-    token_keys: ArcSwap<TokenKeys>,
-    config: AuthConfig,
-    users: Arc<dyn UserStore>,
-    store: Arc<dyn EphemeralStore>,
-    pool: HashingPool,
-    clock: Arc<dyn Clock>,
-    /// Where revocations are published, when the session store has a channel.
-    broadcast: Option<Arc<dyn Broadcast>>,
-    /// Whether the caches may be used (see [`Receiver`]).
-    gate: Arc<Gate>,
-    sessions: TtlCache<SessionKey, Option<Arc<SessionRecord>>>,
-    issued_before: TtlCache<UserId, Option<UnixTime>>,
-    denied: TtlCache<String, bool>,
-    /// The setup link, once [`Auth::open_setup`] issued one.
-    setup: OnceLock<SetupToken>,
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Auth")
-            .field("kids", &self.keys.load().ring.kids().collect::<Vec<_>>())
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+use service::Keys;
 
 impl Auth {
     /// A service over these stores.
