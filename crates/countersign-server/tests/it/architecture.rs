@@ -1,6 +1,7 @@
-//! The shape of the code: no module imports, directly or through others, a module that
-//! imports it, and the server's data flows one way (the router depends on the handlers,
-//! the handlers on the state and the errors, the middleware on neither).
+//! The shape of the code: in no crate of the workspace does a module import, directly or
+//! through others, a module that imports it; no source file does several jobs; and the
+//! server's data flows one way (the router depends on the handlers, the handlers on the
+//! state and the errors, the middleware on neither).
 //!
 //! Cheap and dependency-free: each source file is a module (`src/a/b.rs` is `crate::a::b`);
 //! comments, literals and `#[cfg(test)]` modules are blanked out; every `use` tree and
@@ -477,8 +478,14 @@ fn resolve(
     Some(current)
 }
 
-/// The crates checked, by directory under `crates/`.
-const CRATES: &[&str] = &["countersign-server"];
+/// The crates checked, by directory under `crates/`: every library of the workspace.
+const CRATES: &[&str] = &[
+    "countersign",
+    "countersign-axum",
+    "countersign-redis",
+    "countersign-server",
+    "countersign-sql",
+];
 
 /// The server's handlers: what the router routes to.
 const HANDLERS: &[&str] = &[
@@ -518,13 +525,17 @@ fn uses<'g>(
 
 #[test]
 fn no_import_circles() {
+    let mut circled = Vec::new();
     for name in CRATES {
         let graph = graph(name);
+        // A scan that misreads the code finds few modules, or few that use another (in
+        // every crate here at least a third do).
         assert!(
-            graph.files.len() > 10 && graph.edges.len() > 10,
-            "crates/{name}: the scan found too little ({} modules): tests/it/architecture.rs \
-             needs updating",
-            graph.files.len()
+            graph.files.len() >= 5 && graph.edges.len() * 3 >= graph.files.len(),
+            "crates/{name}: the scan found too little ({} modules, {} using another): \
+             tests/it/architecture.rs needs updating",
+            graph.files.len(),
+            graph.edges.len()
         );
         let cycles = graph.cycles();
         let shown: Vec<String> = cycles
@@ -542,13 +553,16 @@ fn no_import_circles() {
                 steps.join("\n    ")
             })
             .collect();
-        assert!(
-            cycles.is_empty(),
-            "crates/{name} has import circles; move what both sides need into a module of its \
-             own that neither imports back:\n  {}",
-            shown.join("\n  ")
-        );
+        if !cycles.is_empty() {
+            circled.push(format!("crates/{name}:\n  {}", shown.join("\n  ")));
+        }
     }
+    assert!(
+        circled.is_empty(),
+        "import circles; move what both sides need into a module of its own that neither \
+         imports back (a type both use goes below both):\n{}",
+        circled.join("\n")
+    );
 }
 
 #[test]
