@@ -125,6 +125,7 @@ pub mod handlers;
 mod proxies;
 mod rejection;
 mod sign;
+mod step_up;
 
 pub use crate::cookie::{
     BadCookieDomain, BadCookieName, CookieConfig, DEFAULT_COOKIE_NAME, MAX_COOKIE_NAME, read_cookie,
@@ -141,4 +142,5 @@ pub use crate::forwarded::{ClientAddr, Origin, UserAgent};
 pub use crate::proxies::{BadProxy, TrustedProxies};
 pub use crate::rejection::{AuthRejection, wants_html};
 pub use crate::sign::{SignedIn, sign_in, sign_out};
+pub use crate::step_up::{RequireFreshAuth, RequireMfa};
 pub use countersign::auth::{Method, Principal};

@@ -50,6 +50,8 @@ use crate::cookie::CookieConfig;
 /// | `InvalidToken` | 401 | `… error="invalid_token"` | `invalid_token` |
 /// | `InvalidSession` | 401 | `Set-Cookie` clearing the session cookie, `WWW-Authenticate: Bearer realm="countersign"` | `invalid_session` |
 /// | `InsufficientScope` | 403 | `… error="insufficient_scope"` | `insufficient_scope` |
+/// | `MfaRequired` | 401 | `… error="insufficient_user_authentication"` (RFC 9470) | `mfa_required` |
+/// | `StaleAuthentication` | 401 | `… error="insufficient_user_authentication", max_age="N"` | `reauthentication_required` |
 /// | `CsrfFailed` | 403 | | `csrf_failed` |
 /// | `PayloadTooLarge` | 413 | | `payload_too_large` |
 /// | `Unavailable` | 503 | `Retry-After` | `unavailable` |
@@ -73,6 +75,17 @@ pub enum AuthRejection {
     InsufficientScope {
         /// The role the route needs.
         required: &'static str,
+    },
+    /// Authenticated, but without a second factor, which the route needs
+    /// ([`RequireMfa`](crate::RequireMfa)): step up (RFC 9470).
+    #[error("this route requires a second factor")]
+    MfaRequired,
+    /// Authenticated longer ago than the route allows
+    /// ([`RequireFreshAuth`](crate::RequireFreshAuth)): authenticate again (RFC 9470).
+    #[error("this route requires authenticating again")]
+    StaleAuthentication {
+        /// The route's limit, in seconds since the user last proved who they are.
+        max_age: i64,
     },
     /// A cookie-authenticated (or pre-session) state change failed the CSRF checks.
     #[error("the CSRF check failed")]
@@ -105,9 +118,12 @@ impl AuthRejection {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::ExpiredToken | Self::InvalidToken | Self::InvalidSession => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::MissingToken
+            | Self::ExpiredToken
+            | Self::InvalidToken
+            | Self::InvalidSession
+            | Self::MfaRequired
+            | Self::StaleAuthentication { .. } => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope { .. } | Self::CsrfFailed => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -121,6 +137,8 @@ impl AuthRejection {
             Self::ExpiredToken | Self::InvalidToken => "invalid_token",
             Self::InvalidSession => "invalid_session",
             Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::MfaRequired => "mfa_required",
+            Self::StaleAuthentication { .. } => "reauthentication_required",
             Self::CsrfFailed => "csrf_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unavailable { .. } => "unavailable",
@@ -145,6 +163,13 @@ impl AuthRejection {
             Self::InvalidSession => "Unauthorized".to_owned(),
             Self::InsufficientScope { required } => {
                 format!("This route requires the {required} role.")
+            }
+            Self::MfaRequired => {
+                "This requires a second factor: sign in with your authenticator or passkey."
+                    .to_owned()
+            }
+            Self::StaleAuthentication { max_age } => {
+                format!("This requires having signed in within {max_age} s: sign in again.")
             }
             Self::CsrfFailed => {
                 "The request failed the CSRF check: reload the page and try again.".to_owned()
@@ -177,6 +202,7 @@ impl AuthRejection {
             Self::Unavailable { .. } => "Temporarily unavailable",
             Self::PayloadTooLarge { .. } => "Too large",
             Self::InsufficientScope { .. } => "Not allowed",
+            Self::MfaRequired | Self::StaleAuthentication { .. } => "Verify it is you",
             _ => "Not signed in",
         };
         let message = match self {
@@ -221,10 +247,20 @@ impl IntoResponse for AuthRejection {
             Self::InsufficientScope { .. } => {
                 Some(r#"Bearer realm="countersign", error="insufficient_scope""#)
             }
+            Self::MfaRequired => Some(
+                r#"Bearer realm="countersign", error="insufficient_user_authentication", error_description="A second factor is required""#,
+            ),
             _ => None,
         };
         if let Some(value) = www_authenticate {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        }
+        if let Self::StaleAuthentication { max_age } = &self
+            && let Ok(value) = HeaderValue::from_str(&format!(
+                r#"Bearer realm="countersign", error="insufficient_user_authentication", error_description="More recent authentication is required", max_age="{max_age}""#
+            ))
+        {
+            headers.insert(header::WWW_AUTHENTICATE, value);
         }
         match self {
             Self::InvalidSession => {

@@ -13,7 +13,7 @@
 //! host = "app.example.test"     # exact, or "*.example.test"; ":8443" for one port only
 //! path = "/admin"               # a prefix of whole segments; `*` matches within a segment
 //! methods = ["POST", "DELETE"]  # optional: any method when absent
-//! policy = "role:admin"         # public | authenticated | role:NAME | deny
+//! policy = "role:admin"         # public | authenticated | mfa | role:NAME | deny
 //! ```
 //!
 //! Matching, and why:
@@ -33,7 +33,9 @@
 //! - `methods` are compared with the original method, upper case.
 //!
 //! Policies: `public` lets everyone through (a logged-in user's name is still passed on);
-//! `authenticated` needs a logged-in user (else 401); `role:NAME` a user with that role
+//! `authenticated` needs a logged-in user (else 401); `mfa` a user who logged in with a
+//! second factor (401 for nobody; 403 `mfa_required` for a password-only login, whose
+//! page links to `/account/security`); `role:NAME` a user with that role
 //! (401 for nobody, 403 for another role); `deny` refuses everyone (403, even anonymous:
 //! logging in would not help).
 //!
@@ -51,6 +53,8 @@ pub enum Policy {
     Public,
     /// Any logged-in user.
     Authenticated,
+    /// A user logged in with a second factor (`amr` holds `mfa`).
+    Mfa,
     /// A logged-in user with this role.
     Role(String),
     /// No one.
@@ -58,7 +62,7 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// Parse `public`, `authenticated`, `role:NAME` or `deny`.
+    /// Parse `public`, `authenticated`, `mfa`, `role:NAME` or `deny`.
     ///
     /// # Errors
     /// A sentence saying what is expected.
@@ -66,6 +70,7 @@ impl Policy {
         match text.trim() {
             "public" => Ok(Self::Public),
             "authenticated" => Ok(Self::Authenticated),
+            "mfa" => Ok(Self::Mfa),
             "deny" => Ok(Self::Deny),
             other => match other.strip_prefix("role:") {
                 Some(role) => countersign::user::Role::parse(role)
@@ -77,7 +82,7 @@ impl Policy {
                         )
                     }),
                 None => Err(format!(
-                    "expected public, authenticated, role:NAME or deny, got {other:?}"
+                    "expected public, authenticated, mfa, role:NAME or deny, got {other:?}"
                 )),
             },
         }
@@ -89,6 +94,7 @@ impl fmt::Display for Policy {
         match self {
             Self::Public => f.write_str("public"),
             Self::Authenticated => f.write_str("authenticated"),
+            Self::Mfa => f.write_str("mfa"),
             Self::Role(role) => write!(f, "role:{role}"),
             Self::Deny => f.write_str("deny"),
         }
@@ -107,7 +113,7 @@ pub struct RawRule {
     pub path: Option<String>,
     /// Methods the rule applies to.
     pub methods: Option<Vec<String>>,
-    /// `public`, `authenticated`, `role:NAME` or `deny`.
+    /// `public`, `authenticated`, `mfa`, `role:NAME` or `deny`.
     pub policy: Option<String>,
 }
 
@@ -472,6 +478,8 @@ pub struct Request<'a> {
 pub struct Asker<'a> {
     /// The role.
     pub role: &'a str,
+    /// Whether the login used a second factor.
+    pub mfa: bool,
 }
 
 /// The answer for one request.
@@ -483,6 +491,8 @@ pub enum Verdict {
     Unauthenticated,
     /// Refused whoever asks, or refused to this user (403).
     Forbidden,
+    /// The user must log in with a second factor (403 `mfa_required`).
+    SecondFactor,
 }
 
 impl AccessRules {
@@ -529,8 +539,12 @@ impl AccessRules {
         match (policy, asker) {
             (Policy::Public, _) => Verdict::Allow,
             (Policy::Deny, _) => Verdict::Forbidden,
-            (Policy::Authenticated | Policy::Role(_), None) => Verdict::Unauthenticated,
+            (Policy::Authenticated | Policy::Mfa | Policy::Role(_), None) => {
+                Verdict::Unauthenticated
+            }
             (Policy::Authenticated, Some(_)) => Verdict::Allow,
+            (Policy::Mfa, Some(a)) if a.mfa => Verdict::Allow,
+            (Policy::Mfa, Some(_)) => Verdict::SecondFactor,
             (Policy::Role(role), Some(a)) if a.role == role => Verdict::Allow,
             (Policy::Role(_), Some(_)) => Verdict::Forbidden,
         }
@@ -550,7 +564,7 @@ fn check_rule(number: usize, raw: &RawRule) -> Result<Rule, BadRule> {
         Some(p) => Policy::parse(p).map_err(bad)?,
         None => {
             return Err(bad(
-                "no policy: add policy = \"public\", \"authenticated\", \"role:NAME\" or \"deny\""
+                "no policy: add policy = \"public\", \"authenticated\", \"mfa\", \"role:NAME\" or \"deny\""
                     .to_owned(),
             ));
         }
@@ -634,6 +648,7 @@ mod tests {
         for text in [
             "public",
             "authenticated",
+            "mfa",
             "deny",
             "role:admin",
             "role:ops-2",
@@ -655,8 +670,18 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let user = Some(Asker { role: "user" });
-        let admin = Some(Asker { role: "admin" });
+        let user = Some(Asker {
+            role: "user",
+            mfa: false,
+        });
+        let admin = Some(Asker {
+            role: "admin",
+            mfa: false,
+        });
+        let two_factor = Some(Asker {
+            role: "user",
+            mfa: true,
+        });
         let role = Policy::Role("admin".to_owned());
         use Verdict::*;
         let table = [
@@ -669,6 +694,10 @@ mod tests {
             (role, admin, Allow),
             (Policy::Deny, None, Forbidden),
             (Policy::Deny, admin, Forbidden),
+            (Policy::Mfa, None, Unauthenticated),
+            (Policy::Mfa, admin, SecondFactor),
+            (Policy::Mfa, two_factor, Allow),
+            (Policy::Authenticated, two_factor, Allow),
         ];
         for (policy, asker, verdict) in table {
             assert_eq!(

@@ -90,6 +90,9 @@ pub struct AccessCheckArgs {
     /// Ask as a user with this role, without looking anyone up.
     #[arg(long, value_name = "ROLE")]
     pub role: Option<String>,
+    /// Ask as if the user had logged in with a second factor (for `policy = "mfa"`).
+    #[arg(long)]
+    pub mfa: bool,
     /// The default policy, over the settings file's [env: COUNTERSIGN_DEFAULT_POLICY]
     #[arg(long, value_name = "POLICY")]
     pub default_policy: Option<String>,
@@ -119,6 +122,19 @@ pub enum UserCommand {
     /// Import users with the password hashes a Flask app stored (CSV with a header, or
     /// JSON lines: username, password_hash, optional role and id), in one transaction.
     Import(UserImportArgs),
+    /// Second factors: `user mfa status NAME`, `user mfa reset NAME`.
+    #[command(subcommand)]
+    Mfa(UserMfaCommand),
+}
+
+/// `countersign user mfa …`
+#[derive(Debug, Subcommand)]
+pub enum UserMfaCommand {
+    /// Show a user's second factors and recovery codes left.
+    Status(UserNameArgs),
+    /// Remove every second factor and recovery code of a user (a lost phone and lost
+    /// codes) and end their sessions and tokens; logged.
+    Reset(UserNameArgs),
 }
 
 /// `countersign session …`

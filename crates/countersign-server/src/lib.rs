@@ -29,7 +29,9 @@ pub mod storage;
 
 pub use context::{Context, EXIT_NEGATIVE, EXIT_USAGE};
 
-use crate::cli::{Cli, Command, KeysCommand, SessionCommand, TokenCommand, UserCommand};
+use crate::cli::{
+    Cli, Command, KeysCommand, SessionCommand, TokenCommand, UserCommand, UserMfaCommand,
+};
 
 /// Parse `args` (the program name first, as in `std::env::args_os`) and run the command.
 ///
@@ -72,6 +74,12 @@ where
             commands::user::set_disabled(&args, false, ctx)?
         }
         Command::User(UserCommand::Import(args)) => commands::import::import(&args, ctx)?,
+        Command::User(UserCommand::Mfa(UserMfaCommand::Status(args))) => {
+            commands::user::mfa_status(&args, ctx)?
+        }
+        Command::User(UserCommand::Mfa(UserMfaCommand::Reset(args))) => {
+            commands::user::mfa_reset(&args, ctx)?
+        }
         Command::Session(SessionCommand::List(args)) => commands::session::list(&args, ctx)?,
         Command::Session(SessionCommand::Revoke(args)) => commands::session::revoke(&args, ctx)?,
         Command::Session(SessionCommand::RevokeAll(args)) => {

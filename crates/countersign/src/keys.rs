@@ -284,6 +284,10 @@ pub enum Purpose {
     Csrf,
     /// The keyed hash under which refresh tokens are stored.
     RefreshToken,
+    /// The AEAD key sealing second-factor secrets (TOTP) at rest.
+    MfaSecret,
+    /// The AEAD key sealing second-factor challenges and WebAuthn ceremony state.
+    MfaChallenge,
     /// Anything else, named by the caller (e.g. an embedding application's own cookies).
     Custom(&'static str),
 }
@@ -295,6 +299,8 @@ impl Purpose {
             Self::SessionCookie => "countersign/session-cookie",
             Self::Csrf => "countersign/csrf",
             Self::RefreshToken => "countersign/refresh-token",
+            Self::MfaSecret => "countersign/mfa-secret",
+            Self::MfaChallenge => "countersign/mfa-challenge",
             Self::Custom(label) => label,
         }
     }
@@ -314,6 +320,11 @@ impl Subkey {
             mac.update(part);
         }
         mac.finalize().into_bytes().into()
+    }
+
+    /// The raw key, for an AEAD (`mfa::seal`): never leaves the crate.
+    pub(crate) fn expose(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// Whether `tag` is the MAC of `parts`, compared in constant time.

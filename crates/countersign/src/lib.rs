@@ -102,6 +102,7 @@ pub mod invalidation;
 pub mod jwt;
 pub mod keys;
 pub mod memory;
+pub mod mfa;
 pub mod password;
 mod password_hash;
 pub mod random;

@@ -10,12 +10,14 @@ use async_trait::async_trait;
 use crate::attempts::{self, AttemptCounter, AttemptLimit, AttemptWindow, Reservation, Settlement};
 use crate::clock::UnixTime;
 use crate::invalidation::{Broadcast, Receiver};
+use crate::mfa::recovery::RecoveryHash;
+use crate::mfa::{Factor, FactorId, RecoveryCodeRecord};
 use crate::password::PasswordHash;
 use crate::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
 use crate::session::{SessionKey, SessionRecord};
 use crate::store::{
-    ImportedUser, RefreshStore, RevocationStore, SessionStore, StoreError, StoreResult,
-    ThrottleStore, UserImport, UserStore,
+    FactorStore, ImportedUser, RefreshStore, RevocationStore, SessionStore, StoreError,
+    StoreResult, ThrottleStore, UserImport, UserStore,
 };
 use crate::user::{NewUser, Role, User, UserId};
 
@@ -32,6 +34,8 @@ struct Inner {
     issued_before: HashMap<UserId, UnixTime>,
     counters: HashMap<String, (u64, UnixTime)>,
     attempts: HashMap<String, AttemptCounter>,
+    factors: BTreeMap<FactorId, Factor>,
+    recovery: HashMap<UserId, Vec<RecoveryCodeRecord>>,
 }
 
 /// The in-memory store.
@@ -199,6 +203,123 @@ impl UserImport for MemoryImport<'_> {
 }
 
 #[async_trait]
+impl FactorStore for MemoryStore {
+    async fn add_factor(&self, factor: &Factor) -> StoreResult<()> {
+        let mut g = self.lock();
+        if g.factors.contains_key(&factor.id) {
+            return Err(StoreError::Conflict);
+        }
+        g.factors.insert(factor.id.clone(), factor.clone());
+        Ok(())
+    }
+
+    async fn factor(&self, id: &FactorId) -> StoreResult<Option<Factor>> {
+        Ok(self.lock().factors.get(id).cloned())
+    }
+
+    async fn user_factors(&self, user: UserId) -> StoreResult<Vec<Factor>> {
+        let mut all: Vec<Factor> = self
+            .lock()
+            .factors
+            .values()
+            .filter(|f| f.user_id == user)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn update_factor(&self, factor: &Factor) -> StoreResult<bool> {
+        Ok(match self.lock().factors.get_mut(&factor.id) {
+            Some(f) if f.user_id == factor.user_id => {
+                f.name.clone_from(&factor.name);
+                f.data.clone_from(&factor.data);
+                f.confirmed = factor.confirmed;
+                f.last_used_at = factor.last_used_at;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn advance_factor(
+        &self,
+        user: UserId,
+        id: &FactorId,
+        counter: i64,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        Ok(match self.lock().factors.get_mut(id) {
+            Some(f) if f.user_id == user && f.counter < counter => {
+                f.counter = counter;
+                f.last_used_at = Some(now);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn remove_factor(&self, user: UserId, id: &FactorId) -> StoreResult<bool> {
+        let mut g = self.lock();
+        if g.factors.get(id).is_some_and(|f| f.user_id == user) {
+            g.factors.remove(id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        hashes: &[RecoveryHash],
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        let set = hashes
+            .iter()
+            .map(|hash| RecoveryCodeRecord {
+                hash: hash.clone(),
+                created_at: now,
+                used_at: None,
+            })
+            .collect();
+        self.lock().recovery.insert(user, set);
+        Ok(())
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        hash: &RecoveryHash,
+        now: UnixTime,
+    ) -> StoreResult<bool> {
+        let mut g = self.lock();
+        let unused = g.recovery.get_mut(&user).and_then(|set| {
+            set.iter_mut()
+                .find(|c| c.hash == *hash && c.used_at.is_none())
+        });
+        Ok(match unused {
+            Some(code) => {
+                code.used_at = Some(now);
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn recovery_codes(&self, user: UserId) -> StoreResult<Vec<RecoveryCodeRecord>> {
+        Ok(self.lock().recovery.get(&user).cloned().unwrap_or_default())
+    }
+
+    async fn remove_user_factors(&self, user: UserId) -> StoreResult<u64> {
+        let mut g = self.lock();
+        let before = g.factors.len();
+        g.factors.retain(|_, f| f.user_id != user);
+        g.recovery.remove(&user);
+        Ok((before - g.factors.len()) as u64)
+    }
+}
+
+#[async_trait]
 impl UserStore for MemoryStore {
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
         let mut g = self.lock();
@@ -283,6 +404,8 @@ impl UserStore for MemoryStore {
         match g.users.remove(&id) {
             Some(u) => {
                 g.by_name.remove(u.username.as_str());
+                g.factors.retain(|_, f| f.user_id != id);
+                g.recovery.remove(&id);
                 Ok(true)
             }
             None => Ok(false),

@@ -14,6 +14,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::b64;
 use crate::clock::UnixTime;
 use crate::keys::{KeyRing, Purpose, Subkey};
+use crate::mfa::Amr;
 use crate::user::UserId;
 
 /// A refresh token as the client holds it. Redacted, zeroized.
@@ -137,6 +138,11 @@ pub struct RefreshFamily {
     pub idle_deadline: UnixTime,
     /// Ends here whatever happens.
     pub absolute_deadline: UnixTime,
+    /// How the user authenticated at login (RFC 8176 `amr`), carried into every access
+    /// token of the family.
+    pub amr: Amr,
+    /// When the user authenticated (`auth_time`): the login, not the latest refresh.
+    pub auth_time: UnixTime,
 }
 
 impl RefreshFamily {
@@ -149,6 +155,8 @@ impl RefreshFamily {
             created_at: now,
             idle_deadline: now.add_secs(policy.idle_secs).min(absolute_deadline),
             absolute_deadline,
+            amr: Amr::PWD,
+            auth_time: now,
         }
     }
 

@@ -15,6 +15,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::b64;
 use crate::clock::UnixTime;
 use crate::keys::{KeyRing, Purpose, Subkey};
+use crate::mfa::Amr;
 use crate::user::{Role, UserId, Username};
 
 /// The secret part of a session: 32 random bytes. Redacted, zeroized.
@@ -161,6 +162,12 @@ pub struct SessionRecord {
     pub user_agent: String,
     /// The client's address at login, for the session list.
     pub ip: String,
+    /// How the user authenticated (RFC 8176 `amr`): `pwd` alone, or with a second factor
+    /// and `mfa`.
+    pub amr: Amr,
+    /// When the user last proved who they are (RFC 9068 / OIDC `auth_time`): the login,
+    /// or a later step-up. [`crate::auth::Auth::session`] callers ask it for freshness.
+    pub auth_time: UnixTime,
 }
 
 impl fmt::Debug for SessionRecord {
@@ -177,6 +184,8 @@ impl fmt::Debug for SessionRecord {
             .field("csrf_token", &"[redacted]")
             .field("user_agent", &self.user_agent)
             .field("ip", &self.ip)
+            .field("amr", &self.amr)
+            .field("auth_time", &self.auth_time)
             .finish()
     }
 }
@@ -204,6 +213,8 @@ impl SessionRecord {
             csrf_token: crate::random::opaque_token(),
             user_agent: String::new(),
             ip: String::new(),
+            amr: Amr::PWD,
+            auth_time: now,
         }
     }
 

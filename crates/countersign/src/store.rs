@@ -12,6 +12,8 @@ use async_trait::async_trait;
 
 use crate::attempts::{AttemptLimit, AttemptWindow, Reservation, Settlement};
 use crate::clock::UnixTime;
+use crate::mfa::recovery::RecoveryHash;
+use crate::mfa::{Factor, FactorId, RecoveryCodeRecord};
 use crate::password::PasswordHash;
 use crate::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
 use crate::session::{SessionKey, SessionRecord};
@@ -43,9 +45,57 @@ impl StoreError {
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Users (SQL only: SQLite or PostgreSQL).
+/// Second factors and recovery codes, kept with the users (a [`UserStore`] is one).
+/// Removing a user removes its factors and codes.
 #[async_trait]
-pub trait UserStore: Send + Sync + 'static {
+pub trait FactorStore: Send + Sync + 'static {
+    /// Add a factor. [`StoreError::Conflict`] when its id exists (for anyone).
+    async fn add_factor(&self, factor: &Factor) -> StoreResult<()>;
+    /// A factor by id, whoever's it is (a passwordless passkey login starts from the
+    /// credential id).
+    async fn factor(&self, id: &FactorId) -> StoreResult<Option<Factor>>;
+    /// A user's factors, confirmed or not, oldest first.
+    async fn user_factors(&self, user: UserId) -> StoreResult<Vec<Factor>>;
+    /// Replace a factor's `name`, `data`, `confirmed` and `last_used_at` (found by id and
+    /// user; `counter` is left to [`advance_factor`](Self::advance_factor)). False when gone.
+    async fn update_factor(&self, factor: &Factor) -> StoreResult<bool>;
+    /// Atomically, if the factor's counter is below `counter`: set it to `counter` and
+    /// `last_used_at` to `now`, and return true. Otherwise change nothing and return false.
+    /// A TOTP step is accepted once, whichever process sees the code.
+    async fn advance_factor(
+        &self,
+        user: UserId,
+        id: &FactorId,
+        counter: i64,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+    /// Remove one factor of a user. False when there was none.
+    async fn remove_factor(&self, user: UserId, id: &FactorId) -> StoreResult<bool>;
+    /// Replace a user's recovery codes with a new set, in one step.
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        hashes: &[RecoveryHash],
+        now: UnixTime,
+    ) -> StoreResult<()>;
+    /// Atomically mark an unused code of the user as used at `now`. False when the user
+    /// has no such unused code. Of two concurrent calls with one code, one gets true.
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        hash: &RecoveryHash,
+        now: UnixTime,
+    ) -> StoreResult<bool>;
+    /// A user's recovery codes (used ones too, with when), in no particular order.
+    async fn recovery_codes(&self, user: UserId) -> StoreResult<Vec<RecoveryCodeRecord>>;
+    /// Remove every factor and recovery code of a user (`user mfa reset`). Returns how
+    /// many factors went.
+    async fn remove_user_factors(&self, user: UserId) -> StoreResult<u64>;
+}
+
+/// Users (SQL only: SQLite or PostgreSQL), with their second factors.
+#[async_trait]
+pub trait UserStore: FactorStore + Send + Sync + 'static {
     /// Create a user. [`StoreError::Conflict`] when the name is taken.
     async fn create_user(&self, user: NewUser) -> StoreResult<User>;
     /// A user by name.

@@ -33,12 +33,14 @@ use async_trait::async_trait;
 
 use crate::attempts::{AttemptLimit, AttemptWindow, Reservation, Settlement};
 use crate::clock::UnixTime;
+use crate::mfa::recovery::RecoveryHash;
+use crate::mfa::{Factor, FactorId, RecoveryCodeRecord};
 use crate::password::PasswordHash;
 use crate::refresh::{FamilyId, RefreshFamily, RefreshHash, RotateOutcome};
 use crate::session::{SessionKey, SessionRecord};
 use crate::store::{
-    RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore, UserImport, UserStore,
-    unavailable,
+    FactorStore, RefreshStore, RevocationStore, SessionStore, StoreResult, ThrottleStore,
+    UserImport, UserStore, unavailable,
 };
 use crate::user::{NewUser, Role, User, UserId};
 
@@ -194,6 +196,23 @@ macro_rules! faulty {
 }
 
 faulty! {
+    FactorStore {
+        fn add_factor(&self, factor: &Factor) -> ();
+        fn factor(&self, id: &FactorId) -> Option<Factor>;
+        fn user_factors(&self, user: UserId) -> Vec<Factor>;
+        fn update_factor(&self, factor: &Factor) -> bool;
+        fn advance_factor(&self, user: UserId, id: &FactorId, counter: i64, now: UnixTime) -> bool;
+        fn remove_factor(&self, user: UserId, id: &FactorId) -> bool;
+        fn replace_recovery_codes(
+            &self,
+            user: UserId,
+            hashes: &[RecoveryHash],
+            now: UnixTime
+        ) -> ();
+        fn use_recovery_code(&self, user: UserId, hash: &RecoveryHash, now: UnixTime) -> bool;
+        fn recovery_codes(&self, user: UserId) -> Vec<RecoveryCodeRecord>;
+        fn remove_user_factors(&self, user: UserId) -> u64;
+    }
     UserStore {
         fn create_user(&self, user: NewUser) -> User;
         fn user_by_name(&self, username: &str) -> Option<User>;

@@ -18,8 +18,8 @@ use countersign::session::SessionRecord;
 use countersign::testing::FaultyStore;
 use countersign::user::{Role, User};
 use countersign_axum::{
-    Admin, AuthState, Authenticated, CookieConfig, CsrfLayer, MaybeAuthenticated, RequireRole,
-    RoleName,
+    Admin, AuthState, Authenticated, CookieConfig, CsrfLayer, MaybeAuthenticated, RequireFreshAuth,
+    RequireMfa, RequireRole, RoleName,
 };
 use http::{HeaderMap, Request, StatusCode, header};
 use serde_json::{Value, json};
@@ -115,6 +115,14 @@ async fn editor(RequireRole(user): RequireRole<Editor>) -> String {
     format!("editor {}", user.username)
 }
 
+async fn mfa_only(RequireMfa(user): RequireMfa) -> String {
+    format!("mfa {}", user.username)
+}
+
+async fn fresh_only(RequireFreshAuth(user): RequireFreshAuth<300>) -> String {
+    format!("fresh {}", user.username)
+}
+
 async fn submit(
     Authenticated(user): Authenticated,
     Form(form): Form<HashMap<String, String>>,
@@ -139,6 +147,8 @@ pub fn router(state: Arc<AuthState>) -> Router {
         .route("/page", get(page))
         .route("/admin", get(admin))
         .route("/editor", get(editor))
+        .route("/mfa", get(mfa_only))
+        .route("/fresh", get(fresh_only))
         .route("/submit", post(submit))
         .route("/act", post(act).delete(act))
         .route("/login", post(login))

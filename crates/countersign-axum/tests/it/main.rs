@@ -14,4 +14,5 @@ mod metrics;
 mod roles;
 mod session;
 mod sign;
+mod step_up;
 mod unavailable;

@@ -42,14 +42,30 @@ pub fn check(args: &AccessCheckArgs, ctx: &mut Context<'_>) -> anyhow::Result<Ex
                 return negative(ctx, format_args!("no such user: {name}"));
             };
             let role = user.role.as_str().to_owned();
-            (format!("{} (role {role})", user.username), Some(role))
+            let how = if args.mfa {
+                ", with a second factor"
+            } else {
+                ""
+            };
+            (format!("{} (role {role}{how})", user.username), Some(role))
         }
-        (None, Some(role)) => (format!("a user with role {role}"), Some(role.clone())),
+        (None, Some(role)) => {
+            let how = if args.mfa {
+                ", with a second factor"
+            } else {
+                ""
+            };
+            (format!("a user with role {role}{how}"), Some(role.clone()))
+        }
         (None, None) => ("someone not logged in".to_owned(), None),
     };
 
     let (rule, policy) = rules.policy_for(&original.as_request());
-    let verdict = AccessRules::verdict(policy, role.as_deref().map(|role| Asker { role }));
+    let asker = role.as_deref().map(|role| Asker {
+        role,
+        mfa: args.mfa,
+    });
+    let verdict = AccessRules::verdict(policy, asker);
     let out = &mut *ctx.stdout;
     writeln!(
         out,
@@ -72,6 +88,10 @@ pub fn check(args: &AccessCheckArgs, ctx: &mut Context<'_>) -> anyhow::Result<Ex
             ExitCode::from(crate::EXIT_NEGATIVE),
         ),
         Verdict::Forbidden => ("forbidden (403)", ExitCode::from(crate::EXIT_NEGATIVE)),
+        Verdict::SecondFactor => (
+            "second factor required (403 mfa_required; ask again with --mfa)",
+            ExitCode::from(crate::EXIT_NEGATIVE),
+        ),
     };
     writeln!(out, "verdict: {word}")?;
     Ok(code)

@@ -1,4 +1,4 @@
-//! `countersign user add | passwd | list | remove | set-role | disable | enable`.
+//! `countersign user add | passwd | list | remove | set-role | disable | enable | mfa`.
 //!
 //! Every change goes through the engine, so removing a user, changing a password or a
 //! role ends that user's sessions, refresh tokens and access tokens. Works while the server
@@ -196,4 +196,73 @@ pub fn set_disabled(
         Err(AccountError::NoSuchUser) => negative(ctx, format_args!("no such user: {}", args.name)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `user mfa status NAME`: the user's second factors (kind, name, added, last used) and
+/// how many recovery codes are left.
+///
+/// # Errors
+/// A storage error.
+pub fn mfa_status(args: &UserNameArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
+    let admin = Admin::open(&args.storage, ctx, Hashing::None)?;
+    let Some(user) = admin.user(&args.name)? else {
+        admin.close();
+        return negative(ctx, format_args!("no such user: {}", args.name));
+    };
+    let read = admin.runtime.block_on(async {
+        let factors = admin.auth.factors(user.id).await?;
+        let methods = admin.auth.mfa_methods(user.id).await?;
+        Ok::<_, countersign::store::StoreError>((factors, methods))
+    });
+    admin.close();
+    let (factors, methods) = read?;
+    let out = &mut *ctx.stdout;
+    if factors.is_empty() {
+        writeln!(out, "{} has no second factor", user.username)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in &factors {
+        let state = if f.confirmed {
+            ""
+        } else {
+            " (enrolment not finished)"
+        };
+        let used = f
+            .last_used_at
+            .map_or_else(|| "never".to_owned(), crate::display::format_utc);
+        writeln!(
+            out,
+            "{}\t{}\tadded {}\tlast used {used}{state}",
+            f.kind.as_str(),
+            f.name,
+            crate::display::format_utc(f.created_at),
+        )?;
+    }
+    writeln!(out, "recovery codes left: {}", methods.recovery_codes_left)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `user mfa reset NAME`: removes every second factor and recovery code of the user and
+/// ends their sessions and tokens, so that whoever holds them must log in again with the
+/// password alone and enrol anew. Logged.
+///
+/// # Errors
+/// A storage error.
+pub fn mfa_reset(args: &UserNameArgs, ctx: &mut Context<'_>) -> anyhow::Result<ExitCode> {
+    let admin = Admin::open(&args.storage, ctx, Hashing::None)?;
+    let Some(user) = admin.user(&args.name)? else {
+        admin.close();
+        return negative(ctx, format_args!("no such user: {}", args.name));
+    };
+    let removed = admin.runtime.block_on(admin.auth.reset_mfa(user.id));
+    admin.close();
+    let removed = removed?;
+    tracing::warn!(user = %user.username, factors = removed, "user mfa reset");
+    writeln!(
+        ctx.stdout,
+        "removed {removed} second factor(s) and the recovery codes of {}; their sessions \
+         and tokens are ended",
+        user.username
+    )?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -149,8 +149,18 @@ async fn decide(app: &App, endpoint: Endpoint, request: Request) -> Response {
 
     let rules = forward.rules.load();
     let (rule, policy) = rules.policy_for(&original.as_request());
-    let asker = who.as_ref().ok().map(|p| Asker { role: &p.role });
-    let verdict = AccessRules::verdict(policy, asker);
+    let asker = who.as_ref().ok().map(|p| Asker {
+        role: &p.role,
+        mfa: p.is_mfa(),
+    });
+    let mut verdict = AccessRules::verdict(policy, asker);
+    // `--require-mfa`: a user of such a role without a second factor passes only `public`.
+    if verdict == Verdict::Allow
+        && *policy != Policy::Public
+        && asker.is_some_and(|a| super::require_mfa::must_enrol(app, a.role, a.mfa))
+    {
+        verdict = Verdict::SecondFactor;
+    }
     tracing::debug!(
         endpoint = endpoint.label(),
         method = %original.method,
@@ -191,7 +201,7 @@ async fn decide(app: &App, endpoint: Endpoint, request: Request) -> Response {
         }
         (_, who) => {
             count(endpoint, "forbidden");
-            forbidden(app, policy, who.is_ok(), &original, &parts)
+            forbidden(app, policy, verdict, who.is_ok(), &original, &parts)
         }
     }
 }
@@ -248,14 +258,21 @@ fn anonymous() -> Response {
 fn forbidden(
     app: &App,
     policy: &Policy,
+    verdict: Verdict,
     known: bool,
     original: &Original,
     parts: &Parts,
 ) -> Response {
     let (error, message) = match policy {
-        Policy::Role(role) if known => (
+        Policy::Role(role) if known && verdict != Verdict::SecondFactor => (
             "insufficient_scope",
             format!("This page requires the {role} role."),
+        ),
+        _ if verdict == Verdict::SecondFactor => (
+            "mfa_required",
+            "This page requires signing in with a second factor: set one up under \
+             Account security (/account/security), then sign in again."
+                .to_owned(),
         ),
         _ => ("access_denied", "Access to this page is denied.".to_owned()),
     };
@@ -268,10 +285,17 @@ fn forbidden(
         )
             .into_response()
     };
-    if error == "insufficient_scope" {
+    let challenge = match error {
+        "insufficient_scope" => Some(r#"Bearer realm="countersign", error="insufficient_scope""#),
+        "mfa_required" => Some(
+            r#"Bearer realm="countersign", error="insufficient_user_authentication", error_description="A second factor is required""#,
+        ),
+        _ => None,
+    };
+    if let Some(challenge) = challenge {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Bearer realm="countersign", error="insufficient_scope""#),
+            HeaderValue::from_static(challenge),
         );
     }
     response

@@ -4,8 +4,8 @@
 //! - [`router`](mod@router): the router and its layers;
 //! - the handlers: [`pages`], [`api`], [`users`], [`ops`], [`forward`] (forward
 //!   authentication), [`wellknown`] (the JWK Set, discovery), [`flask`] (the Flask bridge),
-//!   [`mfa`] (second factors over the API), [`passkeys`] (WebAuthn), and the password
-//!   login they share;
+//!   [`mfa`] (second factors over the API), [`passkeys`] (WebAuthn), [`require_mfa`]
+//!   (roles that must use a second factor), and the password login they share;
 //! - [`state`]: what the handlers read (the engine, the site's settings); [`error`]: the
 //!   JSON error answer and the messages several handlers give;
 //! - [`envelope`]: request ids, access log, request metrics, security headers; middleware
@@ -45,6 +45,7 @@ pub mod mfa;
 pub mod ops;
 pub mod pages;
 pub mod passkeys;
+pub mod require_mfa;
 pub mod router;
 pub mod state;
 pub mod telemetry;

@@ -205,6 +205,15 @@ pub fn router(app: App) -> Router {
         .fold(Router::new(), |router, (path, route)| {
             router.route(path, route)
         });
+    // `--require-mfa`: users of those roles without a second factor reach only enrolment.
+    let routes = if app.site.require_mfa.is_empty() {
+        routes
+    } else {
+        routes.layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::require_mfa::enforce,
+        ))
+    };
     // The Flask bridge, when on: a Flask session cookie becomes a countersign session
     // before any handler reads the request.
     let routes = if app.site.flask.is_some() {

@@ -46,6 +46,8 @@ pub struct Site {
     /// The issuer an authenticator app shows above the account: the first public URL's
     /// host, else `countersign`.
     pub totp_issuer: String,
+    /// Roles whose users must sign in with a second factor (`--require-mfa`).
+    pub require_mfa: Vec<countersign::user::Role>,
 }
 
 impl FromRef<App> for Arc<AuthState> {
@@ -106,6 +108,7 @@ impl App {
                 max_body_bytes: config.max_body_bytes,
                 flask: config.flask.clone(),
                 totp_issuer: totp_issuer(&config.public_urls),
+                require_mfa: config.require_mfa.clone(),
                 forward: super::forward::ForwardAuth::new(
                     config.forward.access.clone(),
                     &config.public_urls,
@@ -168,16 +171,6 @@ pub fn passkey_relying_party(public_urls: &[String]) -> Option<PasskeyConfig> {
     }
     tracing::info!(rp_id = rp.rp_id(), origins = ?rp.origins(), "passkeys are on");
     Some(rp)
-}
-
-/// The host of the first public URL, else `countersign`: what an authenticator app shows
-/// above the account name.
-fn totp_issuer(public_urls: &[String]) -> String {
-    public_urls
-        .first()
-        .and_then(|u| url::Url::parse(u).ok())
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| "countersign".to_owned())
 }
 
 /// The host of the first public URL, else `countersign`: what an authenticator app shows

@@ -189,6 +189,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// The Flask bridge (`--flask-bridge`, `[flask]`), when on.
     pub flask: Option<FlaskBridge>,
+    /// Roles whose users must sign in with a second factor (`--require-mfa`): until they
+    /// do, they reach only the enrolment pages.
+    pub require_mfa: Vec<countersign::user::Role>,
 }
 
 impl Default for ServeConfig {
@@ -213,6 +216,7 @@ impl Default for ServeConfig {
             hash_params: OWASP_PARAMS,
             max_body_bytes: 64 * 1024,
             flask: None,
+            require_mfa: Vec::new(),
         }
     }
 }

@@ -598,6 +598,32 @@ pub static SETTINGS: &[Setting] = &[
         ..Setting::SERVE
     },
     Setting {
+        name: "require_mfa",
+        flag: "require-mfa",
+        value: Value::List("ROLES"),
+        env: Some("COUNTERSIGN_REQUIRE_MFA"),
+        keys: &["require_mfa"],
+        doc: "Roles whose users must sign in with a second factor: a user of such a role \
+              without one is sent to `/account/security` to enrol and reaches nothing else \
+              (`admin`, or `admin,ops`; docs/mfa.md)",
+        apply: |c, v| {
+            c.require_mfa = v
+                .list()?
+                .iter()
+                .map(|r| {
+                    countersign::user::Role::parse(r).map_err(|_| {
+                        Refusal::from(format!(
+                            "{r:?} is not a role name (1 to 32 of a-z, 0-9, `_`, `-`, \
+                             starting with a letter)"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+        ..Setting::SERVE
+    },
+    Setting {
         name: "flask_bridge",
         flag: "flask-bridge",
         value: Value::Switch,

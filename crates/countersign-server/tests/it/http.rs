@@ -33,6 +33,7 @@ mod forms;
 mod forward;
 mod jwks;
 mod mfa;
+mod mfa_policy;
 mod passkeys;
 mod proxy;
 mod setup;

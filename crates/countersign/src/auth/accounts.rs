@@ -51,6 +51,22 @@ impl Auth {
         password: Password,
         address: &str,
     ) -> Result<User, LoginError> {
+        self.throttled(username, address, self.check_password(username, password))
+            .await?
+            .ok_or(LoginError::Invalid)
+    }
+
+    /// Run `check` as one attempt under the login throttle of `username` and `address`:
+    /// reserved before it runs, settled by its outcome (`Some`: a success, which clears
+    /// the account's counter; `None`: a failure, counted on both). The password login and
+    /// every second-factor attempt go through here, so a guess at a code costs the same
+    /// budget as a guess at a password.
+    pub(super) async fn throttled<T>(
+        &self,
+        username: &str,
+        address: &str,
+        check: impl Future<Output = Result<Option<T>, LoginError>>,
+    ) -> Result<Option<T>, LoginError> {
         let policy = self.config.throttle;
         let window = policy.attempt_window();
         let account_key = throttle_key("acct", username);
@@ -81,7 +97,7 @@ impl Auth {
                 Reservation::Full => tokio::time::sleep(FULL_PAUSE).await,
             }
         }
-        let outcome = self.check_password(username, password).await;
+        let outcome = check.await;
         let (on_account, on_address) = match &outcome {
             Ok(Some(_)) => (Settlement::Cleared, Settlement::Released),
             Ok(None) => (Settlement::Failed, Settlement::Failed),
@@ -98,13 +114,9 @@ impl Auth {
             )
             .await;
         match outcome {
-            Ok(Some(user)) => {
+            Ok(verdict) => {
                 settled?;
-                Ok(user)
-            }
-            Ok(None) => {
-                settled?;
-                Err(LoginError::Invalid)
+                Ok(verdict)
             }
             Err(e) => Err(e),
         }

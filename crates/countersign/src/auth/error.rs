@@ -56,6 +56,45 @@ pub enum SessionError {
     Store(#[from] StoreError),
 }
 
+/// Why a second-factor step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MfaError {
+    /// The challenge is malformed, expired, already used, or its user is gone or
+    /// disabled: start again from the password.
+    #[error("the second-factor step has expired; log in again")]
+    Expired,
+    /// The code, recovery code or passkey did not match (or a code was used already).
+    #[error("that code is not valid")]
+    Invalid,
+    /// Too many failures for this account or address (the login throttle).
+    #[error("too many failed attempts; retry in {retry_after}s")]
+    Throttled {
+        /// Seconds until the window ends.
+        retry_after: i64,
+    },
+    /// There is nothing to confirm: no enrolment was started, or it was replaced.
+    #[error("no enrolment is pending")]
+    NotPending,
+    /// The factor is already enrolled (remove it first).
+    #[error("already enrolled")]
+    AlreadyEnrolled,
+    /// A store failed (or the OS random source, answered the same way: retry later).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<LoginError> for MfaError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::Throttled { retry_after } => Self::Throttled { retry_after },
+            LoginError::Store(e) => Self::Store(e),
+            LoginError::Invalid => Self::Invalid,
+            LoginError::Busy => Self::Throttled { retry_after: 1 },
+        }
+    }
+}
+
 /// Why a refresh failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

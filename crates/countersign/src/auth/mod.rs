@@ -20,6 +20,7 @@ mod cache;
 mod config;
 mod csrf;
 mod error;
+mod mfa;
 #[cfg(feature = "passkeys")]
 mod passkeys;
 mod principal;
@@ -37,10 +38,11 @@ pub use config::{
     ATTEMPT_LEASE_SECS, AuthConfig, DEFAULT_REGISTRATIONS_PER_ADDRESS, ThrottlePolicy,
 };
 pub use csrf::PRE_SESSION_CSRF_TTL_SECS;
-pub use error::{AccountError, BearerError, LoginError, RefreshError, SessionError};
+pub use error::{AccountError, BearerError, LoginError, MfaError, RefreshError, SessionError};
+pub use mfa::{MFA_CHALLENGE_TTL_SECS, MfaChallenge, MfaMethods, TotpEnrolment};
 #[cfg(feature = "passkeys")]
 pub use passkeys::PasskeyRegistered;
-pub use principal::{Method, Principal, TokenPair};
+pub use principal::{Authentication, Method, Principal, TokenPair};
 pub use service::Auth;
 
 use std::sync::{Arc, OnceLock};

@@ -5,6 +5,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::clock::UnixTime;
+use crate::mfa::Amr;
 use crate::session::SessionKey;
 use crate::user::UserId;
 
@@ -56,12 +57,47 @@ pub struct Principal {
     pub role: String,
     /// How the request authenticated.
     pub method: Method,
+    /// How the user proved who they are (RFC 8176 `amr`): empty for a token made
+    /// elsewhere without the claim.
+    pub amr: Amr,
+    /// When they last did (`auth_time`), if known.
+    pub auth_time: Option<UnixTime>,
 }
 
 impl Principal {
     /// Whether the principal has `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.role == role
+    }
+
+    /// Whether the login used a second factor (`amr` holds `mfa`).
+    pub fn is_mfa(&self) -> bool {
+        self.amr.is_mfa()
+    }
+
+    /// Whether the user proved who they are at most `max_age_secs` before `now`.
+    pub fn authenticated_within(&self, max_age_secs: i64, now: UnixTime) -> bool {
+        self.auth_time
+            .is_some_and(|t| now.secs() - t.secs() <= max_age_secs)
+    }
+}
+
+/// How and when a user proved who they are, carried by a session or a token family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Authentication {
+    /// The methods (RFC 8176).
+    pub amr: Amr,
+    /// When.
+    pub auth_time: UnixTime,
+}
+
+impl Authentication {
+    /// A password alone, at `now`.
+    pub fn password(now: UnixTime) -> Self {
+        Self {
+            amr: Amr::PWD,
+            auth_time: now,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::clock::{Clock, UnixTime};
 use crate::invalidation::Broadcast;
 use crate::jwt::TokenKeys;
 use crate::keys::{KeyRing, Purpose, Subkey};
+use crate::mfa::seal::Sealer;
 use crate::password::HashingPool;
 use crate::refresh::RefreshHasher;
 use crate::session::{CookieSigner, SessionKey, SessionRecord};
@@ -26,6 +27,10 @@ pub(super) struct Keys {
     pub(super) cookies: CookieSigner,
     pub(super) refresh: RefreshHasher,
     pub(super) csrf: Vec<Subkey>,
+    /// Seals TOTP secrets at rest.
+    pub(super) mfa_secrets: Sealer,
+    /// Seals second-factor challenges and WebAuthn ceremony state.
+    pub(super) challenges: Sealer,
 }
 
 impl Keys {
@@ -34,6 +39,8 @@ impl Keys {
             cookies: CookieSigner::new(&ring),
             refresh: RefreshHasher::new(&ring),
             csrf: ring.subkeys(Purpose::Csrf),
+            mfa_secrets: Sealer::new(&ring, Purpose::MfaSecret),
+            challenges: Sealer::new(&ring, Purpose::MfaChallenge),
             ring,
         }
     }

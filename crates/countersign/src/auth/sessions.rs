@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::{Auth, SessionError};
+use super::{Auth, Authentication, SessionError};
 use crate::invalidation::Invalidation;
 use crate::session::{SessionKey, SessionRecord, SessionToken};
 use crate::store::StoreError;
@@ -22,6 +22,22 @@ impl Auth {
         user_agent: &str,
         ip: &str,
     ) -> Result<(Zeroizing<String>, SessionRecord), StoreError> {
+        let authn = Authentication::password(self.now());
+        self.start_session_with(user, authn, user_agent, ip).await
+    }
+
+    /// [`Auth::start_session`] for a login proved by `authn` (a second factor, a passkey,
+    /// a step-up): the session carries its `amr` and `auth_time`.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn start_session_with(
+        &self,
+        user: &User,
+        authn: Authentication,
+        user_agent: &str,
+        ip: &str,
+    ) -> Result<(Zeroizing<String>, SessionRecord), StoreError> {
         let now = self.now();
         loop {
             let token = SessionToken::generate();
@@ -35,6 +51,8 @@ impl Auth {
             );
             record.user_agent = user_agent.chars().take(256).collect();
             record.ip = ip.chars().take(64).collect();
+            record.amr = authn.amr;
+            record.auth_time = authn.auth_time;
             let ticket = self.gate.ticket();
             match self.store.create_session(&record).await {
                 // 2^-256 odds; try a new id rather than fail.

@@ -2,10 +2,11 @@
 
 use zeroize::Zeroizing;
 
-use super::{Auth, BearerError, Method, Principal, RefreshError, TokenPair};
+use super::{Auth, Authentication, BearerError, Method, Principal, RefreshError, TokenPair};
 use crate::clock::UnixTime;
 use crate::invalidation::Invalidation;
 use crate::jwt::Claims;
+use crate::mfa::Amr;
 use crate::refresh::{RefreshFamily, RefreshToken, RotateOutcome};
 use crate::session::SessionRecord;
 use crate::store::StoreError;
@@ -17,11 +18,27 @@ impl Auth {
     /// # Errors
     /// When the store fails.
     pub async fn issue_tokens(&self, user: &User) -> Result<TokenPair, StoreError> {
+        let authn = Authentication::password(self.now());
+        self.issue_tokens_with(user, authn).await
+    }
+
+    /// [`Auth::issue_tokens`] for a login proved by `authn`: every access token of the
+    /// family, refreshed ones too, carries its `amr` and `auth_time`.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn issue_tokens_with(
+        &self,
+        user: &User,
+        authn: Authentication,
+    ) -> Result<TokenPair, StoreError> {
         let now = self.now();
         // Read and sign before the family is created: nothing that can fail comes after it.
         let mark = self.store.issued_before(user.id).await?;
-        let access_token = self.access_token(user, mark, now)?;
-        let family = RefreshFamily::new(user.id, &self.config.refresh, now);
+        let access_token = self.access_token(user, authn, mark, now)?;
+        let mut family = RefreshFamily::new(user.id, &self.config.refresh, now);
+        family.amr = authn.amr;
+        family.auth_time = authn.auth_time;
         let refresh = RefreshToken::generate();
         let hash = self.keys.load().refresh.hash(&refresh);
         self.store.create_family(&family, &hash).await?;
@@ -38,6 +55,7 @@ impl Auth {
     fn access_token(
         &self,
         user: &User,
+        authn: Authentication,
         mark: Option<UnixTime>,
         now: UnixTime,
     ) -> Result<String, StoreError> {
@@ -49,6 +67,13 @@ impl Auth {
         claims.jti = Some(crate::random::token_id());
         claims.iss.clone_from(&self.config.issuance.issuer);
         claims.aud = self.config.issuance.audience.iter().cloned().collect();
+        claims.extra.insert(
+            "amr".to_owned(),
+            authn.amr.names().map(serde_json::Value::from).collect(),
+        );
+        claims
+            .extra
+            .insert("auth_time".to_owned(), authn.auth_time.secs().into());
         self.token_keys
             .load()
             .encode_access(&self.keys.load().ring, &mut claims)
@@ -94,7 +119,11 @@ impl Auth {
                     return Err(RefreshError::Invalid);
                 };
                 let mark = self.store.issued_before(user.id).await?;
-                Some((family.id, self.access_token(&user, mark, now)?))
+                let authn = Authentication {
+                    amr: family.amr,
+                    auth_time: family.auth_time,
+                };
+                Some((family.id, self.access_token(&user, authn, mark, now)?))
             }
             None => None,
         };
@@ -200,6 +229,18 @@ impl Auth {
             .username
             .or_else(|| claims.sub.clone())
             .ok_or(BearerError::NoSubject)?;
+        // The signature was checked before any claim was read, so these are the issuer's.
+        let amr = match claims.extra.get("amr") {
+            Some(serde_json::Value::Array(names)) => {
+                Amr::from_names(names.iter().filter_map(serde_json::Value::as_str))
+            }
+            _ => Amr::empty(),
+        };
+        let auth_time = claims
+            .extra
+            .get("auth_time")
+            .and_then(serde_json::Value::as_i64)
+            .map(UnixTime);
         Ok(Principal {
             user_id,
             username,
@@ -208,6 +249,8 @@ impl Auth {
                 jti: claims.jti,
                 exp: claims.exp,
             },
+            amr,
+            auth_time,
         })
     }
 
@@ -221,6 +264,8 @@ impl Auth {
                 key: record.key.clone(),
                 csrf_token: record.csrf_token.clone(),
             },
+            amr: record.amr,
+            auth_time: Some(record.auth_time),
         }
     }
 }

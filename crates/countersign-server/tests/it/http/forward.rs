@@ -14,7 +14,12 @@ use super::*;
 const PROXY: &str = "127.0.0.1:50001";
 const APP: &str = "https://app.example.test";
 
-fn rule(host: Option<&str>, path: &str, methods: Option<&[&str]>, policy: &str) -> RawRule {
+pub(super) fn rule(
+    host: Option<&str>,
+    path: &str,
+    methods: Option<&[&str]>,
+    policy: &str,
+) -> RawRule {
     RawRule {
         name: None,
         host: host.map(str::to_owned),
@@ -41,7 +46,7 @@ fn rules() -> AccessRules {
 
 /// A server behind a trusted proxy at 127.0.0.1, reached by browsers at
 /// `https://auth.example.test`, sending them back to `*.example.test`; its key.
-fn forward_server(tune: impl FnOnce(&mut ServeConfig)) -> (Server, KeyRing) {
+pub(super) fn forward_server(tune: impl FnOnce(&mut ServeConfig)) -> (Server, KeyRing) {
     let mut config = test_config();
     config.trusted_proxies = "127.0.0.1/32".parse().unwrap();
     config.public_urls = vec!["https://auth.example.test".to_owned()];
@@ -97,10 +102,10 @@ fn traefik(method: &str, proto: &str, host: &str, uri: &str) -> Vec<(&'static st
     ]
 }
 
-const HTML: (&str, &str) = ("accept", "text/html,application/xhtml+xml;q=0.9");
+pub(super) const HTML: (&str, &str) = ("accept", "text/html,application/xhtml+xml;q=0.9");
 
 /// `/auth/request` for `method url` with a credential and extra headers.
-async fn ask(s: &Server, method: &str, url: &str, extra: &[(&str, &str)]) -> Resp {
+pub(super) async fn ask(s: &Server, method: &str, url: &str, extra: &[(&str, &str)]) -> Resp {
     let mut headers: Vec<(&str, &str)> = Vec::new();
     let base = nginx(method, url);
     headers.extend(base.iter().map(|(k, v)| (*k, v.as_str())));
