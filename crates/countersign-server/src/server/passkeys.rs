@@ -71,7 +71,7 @@ fn passkey_error(e: PasskeyError, step: Step) -> ApiError {
              or http://localhost).",
         ),
         PasskeyError::Expired => ApiError::new(
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
             "expired",
             "This passkey request has expired or was already used; start again.",
         ),

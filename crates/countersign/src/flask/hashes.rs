@@ -25,8 +25,11 @@
 //!
 //! # Timing
 //! Every check runs the whole key derivation and compares in constant time, so a wrong
-//! password costs exactly what the right one costs for the same stored hash. The first
-//! successful login replaces the hash with argon2id at the server's parameters.
+//! password costs exactly what the right one costs for the same stored hash. Across
+//! formats, the hashing pool pads every failed check with one dummy check of each other
+//! hash class present, so a failure costs the same whatever the format and whether the
+//! name exists ([`crate::hash_costs`]). The first successful login replaces the hash with
+//! argon2id at the server's parameters.
 
 use std::fmt;
 

@@ -89,7 +89,7 @@ async fn register_sign_in_and_second_step_over_the_api() {
     .await;
     assert_eq!(
         (again.status, again.error()),
-        (StatusCode::BAD_REQUEST, "expired")
+        (StatusCode::UNAUTHORIZED, "expired")
     );
 
     // Rename.
@@ -220,7 +220,7 @@ async fn register_sign_in_and_second_step_over_the_api() {
         &json!({"mfa_token": mfa_token}),
     )
     .await;
-    assert_eq!((r.status, r.error()), (StatusCode::BAD_REQUEST, "expired"));
+    assert_eq!((r.status, r.error()), (StatusCode::UNAUTHORIZED, "expired"));
 
     // Remove.
     let r = call(&s, Method::DELETE, &path, token, &json!({})).await;
