@@ -23,7 +23,7 @@
 //! `CASE-failure.png` when a case fails, with the server's log as `CASE-server.log`) go to
 //! `target/browser-artifacts/` (`$CARGO_TARGET_DIR` when set).
 //!
-//! Chromium, ChromeDriver, nginx and openssl come from Debian (`scripts/test` installs them
+//! Chromium, ChromeDriver, nginx, Caddy and openssl come from Debian (`scripts/test` installs them
 //! when missing). Without them a test says why and passes, except under `CI=true`, where it
 //! fails.
 //!
@@ -121,8 +121,8 @@ fn have(tools: &[&str]) -> bool {
         return true;
     }
     let why = format!(
-        "browser test: {} missing (Debian packages chromium, chromium-driver, nginx and \
-         openssl; scripts/test installs them)",
+        "browser test: {} missing (Debian packages chromium, chromium-driver, nginx, caddy \
+         and openssl; scripts/test installs them)",
         missing.join(" and ")
     );
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
