@@ -8,7 +8,9 @@
 // - [data-passkey-mfa]: a button, "Use a passkey" (the second-factor page);
 // - [data-passkey-register]: a form with a `name` field, "Add a passkey" (security page);
 // - [data-passkey-rename] forms (a `name` field) and [data-passkey-remove] buttons, each
-//   with the passkey's id as the attribute's value (security page).
+//   with the passkey's id as the attribute's value (security page);
+// - [data-passkey-code]: a field for the current code that adding and removing a passkey
+//   send along when the page asks for one (security page).
 // Each sits inside a [data-passkeys] element that holds the CSRF token (data-csrf), the
 // URL to go to after a sign-in (data-return-to), and a [data-passkey-status] element
 // for messages.
@@ -109,8 +111,11 @@
   const contextOf = (element) => {
     const box = element.closest("[data-passkeys]");
     const status = box && box.querySelector("[data-passkey-status]");
+    const code = box && box.querySelector("[data-passkey-code]");
     return {
       csrf: (box && box.dataset.csrf) || "",
+      // The step-up code, when the page asks for one and it was typed.
+      withCode: (body) => (code && code.value.trim() ? { ...body, code: code.value.trim() } : body),
       returnTo: (box && box.dataset.returnTo) || "/",
       say: (text, failed) => {
         if (!status) return;
@@ -152,7 +157,7 @@
       if (submit) submit.disabled = true;
       ctx.say("", false);
       try {
-        const started = await call("POST", "/api/account/passkeys/register/begin", ctx.csrf, {});
+        const started = await call("POST", "/api/account/passkeys/register/begin", ctx.csrf, ctx.withCode({}));
         const credential = await navigator.credentials.create(creationOptions(started.options));
         const done = await call("POST", "/api/account/passkeys/register/finish", ctx.csrf, {
           state: started.state,
@@ -213,7 +218,7 @@
     document.querySelectorAll("[data-passkey-remove]").forEach((button) =>
       manage(button, (ctx) => call("DELETE",
         `/api/account/passkeys/${encodeURIComponent(button.dataset.passkeyRemove)}`,
-        ctx.csrf)));
+        ctx.csrf, ctx.withCode({}))));
   };
 
   if (document.readyState === "loading") {

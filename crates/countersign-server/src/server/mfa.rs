@@ -7,7 +7,9 @@
 //! - `GET /api/account/mfa`: my second factors; `POST /api/account/mfa/totp` starts an
 //!   authenticator-app enrolment, `POST /api/account/mfa/totp/confirm` finishes it with a
 //!   first code (and answers the ten recovery codes, once); `DELETE /api/account/mfa/totp`
-//!   and `POST /api/account/mfa/recovery-codes` need a fresh second factor ([`step_up`]).
+//!   and `POST /api/account/mfa/recovery-codes` need a fresh second factor ([`step_up`]),
+//!   as does starting an enrolment once the account has a second factor (a passkey), and
+//!   adding or removing a passkey (`server/passkeys.rs`).
 //!
 //! The account routes take a bearer token or a session cookie with its CSRF token, like
 //! every `/api/` route; `POST /api/token/mfa`, like `POST /api/token`, takes its
@@ -130,8 +132,8 @@ pub enum StepUpRefusal {
     Store(countersign::store::StoreError),
 }
 
-/// The step-up rule of a sensitive change (removing the authenticator app, new recovery
-/// codes): nothing to prove while the user has no second factor; otherwise a login that
+/// The step-up rule of a sensitive change (adding or removing a second factor, new
+/// recovery codes): nothing to prove while the user has no second factor; otherwise a login that
 /// proved one within [`FRESH_SECS`], or a current code (TOTP or a recovery code, which it
 /// then uses up), checked and throttled like a login.
 ///
@@ -168,14 +170,15 @@ pub async fn step_up(
 
 /// A message for a step-up without a code.
 pub const STEP_UP_NO_CODE: &str = "This change needs a current code from your authenticator \
-    app, or a recovery code, unless you logged in with one in the last 5 minutes: send it as \
-    `code`.";
+    app, or a recovery code, unless you logged in with a second factor (a code or a passkey) \
+    in the last 5 minutes: send it as `code`, or log in again.";
 
 /// A message for a step-up with a wrong code.
 pub const STEP_UP_INVALID: &str = "That code is not valid, or was used already. Try the current \
     code from your authenticator app, or an unused recovery code.";
 
-fn step_up_answer(refusal: StepUpRefusal) -> Response {
+/// The API's answer to a step-up refusal: 403 `mfa_required` with the methods, 429, 503.
+pub fn step_up_answer(refusal: StepUpRefusal) -> Response {
     match refusal {
         StepUpRefusal::NoCode(m) => step_up_required(STEP_UP_NO_CODE, &m),
         StepUpRefusal::Invalid(m) => step_up_required(STEP_UP_INVALID, &m),
@@ -322,19 +325,29 @@ pub fn already_enrolled() -> ApiError {
 }
 
 /// `POST /api/account/mfa/totp`: start an authenticator-app enrolment (replacing one
-/// that was started and not confirmed). It counts only once confirmed.
+/// that was started and not confirmed). It counts only once confirmed. Adding a factor to
+/// an account that has one (a passkey) needs a fresh second factor ([`step_up`]): its
+/// confirmation makes new recovery codes.
 ///
 /// # Errors
-/// 409 `already_enrolled`; a store failure (503).
+/// 409 `already_enrolled`; 403 `mfa_required`; 429; a store failure (503).
 pub async fn totp_begin(
     State(app): State<App>,
     Authenticated(principal): Authenticated,
-) -> Result<Json<Value>, ApiError> {
+    ClientAddr(address): ClientAddr,
+    OptionalCode(code): OptionalCode,
+) -> Result<Response, ApiError> {
     let user = account(&app, &principal).await?;
+    if app.engine().mfa_methods(user.id).await?.totp {
+        return Err(already_enrolled());
+    }
+    if let Err(refusal) = step_up(&app, &user, &principal, code.as_ref(), &address).await {
+        return Ok(step_up_answer(refusal));
+    }
     match app.engine().begin_totp(&user, issuer(&app)).await {
         Ok(e) => {
             tracing::info!(user = %user.username, "authenticator app enrolment started");
-            Ok(enrolment(&e))
+            Ok(enrolment(&e).into_response())
         }
         Err(MfaError::AlreadyEnrolled) => Err(already_enrolled()),
         Err(e) => Err(mfa_common(&e).unwrap_or_else(|| unexpected(&e))),

@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 
 use super::api::JsonOrForm;
 use super::error::ApiError;
+use super::mfa::{OptionalCode, step_up, step_up_answer};
 use super::state::{App, ClientAddr, UserAgent};
 use crate::display::rfc3339;
 
@@ -162,21 +163,31 @@ pub async fn list(
 }
 
 /// `POST /api/account/passkeys/register/begin`: options for
-/// `navigator.credentials.create()`.
+/// `navigator.credentials.create()`. Adding a passkey to an account that has a second
+/// factor needs a fresh one ([`step_up`]): a `code`, or a login with one in the last 5
+/// minutes.
 ///
 /// # Errors
-/// 404 when passkeys are off, 409 at the most passkeys, 503.
+/// 404 when passkeys are off, 403 `mfa_required`, 409 at the most passkeys, 429, 503.
 pub async fn register_begin(
     State(app): State<App>,
     Authenticated(principal): Authenticated,
-) -> Result<Json<Value>, ApiError> {
+    ClientAddr(address): ClientAddr,
+    OptionalCode(code): OptionalCode,
+) -> Result<Response, ApiError> {
     let user = account(&app, &principal).await?;
+    if app.engine().passkey_config().is_none() {
+        return Err(passkey_error(PasskeyError::Disabled, Step::Register));
+    }
+    if let Err(refusal) = step_up(&app, &user, &principal, code.as_ref(), &address).await {
+        return Ok(step_up_answer(refusal));
+    }
     let c = app
         .engine()
         .begin_passkey_registration(&user)
         .await
         .map_err(|e| passkey_error(e, Step::Register))?;
-    Ok(ceremony(&c))
+    Ok(ceremony(&c).into_response())
 }
 
 /// `POST /api/account/passkeys/register/finish`'s body.
@@ -256,21 +267,39 @@ pub async fn rename(
     Ok(Json(json!({ "passkey": summary(renamed) })))
 }
 
-/// `DELETE /api/account/passkeys/{id}`: remove one of my passkeys. 204.
+/// `DELETE /api/account/passkeys/{id}`: remove one of my passkeys. 204. Needs a fresh
+/// second factor ([`step_up`]): a `code` (query or body), or a login with one in the
+/// last 5 minutes.
 ///
 /// # Errors
-/// 404 when I have no such passkey, 503.
+/// 404 when I have no such passkey, 403 `mfa_required`, 429, 503.
 pub async fn remove(
     State(app): State<App>,
     Authenticated(principal): Authenticated,
+    ClientAddr(address): ClientAddr,
     id: Result<Path<String>, PathRejection>,
-) -> Result<StatusCode, ApiError> {
+    OptionalCode(code): OptionalCode,
+) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|_| no_such_passkey())?;
     let user = account(&app, &principal).await?;
-    if !app.engine().remove_passkey(user.id, &FactorId(id)).await? {
+    let id = FactorId(id);
+    if !app
+        .engine()
+        .passkeys(user.id)
+        .await?
+        .iter()
+        .any(|p| p.id == id)
+    {
         return Err(no_such_passkey());
     }
-    Ok(StatusCode::NO_CONTENT)
+    if let Err(refusal) = step_up(&app, &user, &principal, code.as_ref(), &address).await {
+        return Ok(step_up_answer(refusal));
+    }
+    if !app.engine().remove_passkey(user.id, &id).await? {
+        return Err(no_such_passkey());
+    }
+    tracing::warn!(user = %user.username, "passkey removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /api/passkey/login/begin` and `POST /api/token/passkey/begin`: options for

@@ -30,10 +30,13 @@ pub(super) struct PasskeysView {
     /// The session's CSRF token, for the script's calls.
     pub(super) csrf_token: String,
     pub(super) rows: Vec<PasskeyRow>,
+    /// Whether adding or removing a passkey asks for a current code (the step-up rule of
+    /// `server::mfa::step_up`): the section then has a field for it.
+    pub(super) needs_code: bool,
 }
 
 impl PasskeysView {
-    /// The section for `user`, signed in as `principal`.
+    /// The section for `user`, signed in as `principal`; `needs_code` as the page decided.
     ///
     /// # Errors
     /// When the store fails.
@@ -41,6 +44,7 @@ impl PasskeysView {
         app: &App,
         principal: &Principal,
         user: UserId,
+        needs_code: bool,
     ) -> Result<Self, countersign::store::StoreError> {
         let rp = app.engine().passkey_config();
         let rows = if rp.is_some() {
@@ -74,6 +78,7 @@ impl PasskeysView {
             rp_id: rp.map(|rp| rp.rp_id().to_owned()).unwrap_or_default(),
             csrf_token: csrf_token_for(principal).unwrap_or_default().to_owned(),
             rows,
+            needs_code,
         })
     }
 }

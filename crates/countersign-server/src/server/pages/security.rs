@@ -3,8 +3,9 @@
 //! template, its data in [`SecurityPage`], and its forms' routes):
 //!
 //! - the authenticator app (`security_totp.html`): enrol (the QR code, drawn as inline SVG,
-//!   the secret to type in, and a form for the first code), the ten recovery codes shown
-//!   once after it, remove (asks for a current code);
+//!   the secret to type in, and a form for the first code; asks for a current code when a
+//!   passkey is the account's second factor), the ten recovery codes shown once after it,
+//!   remove (asks for a current code);
 //! - the recovery codes (`security_recovery.html`): how many are left, which were used and
 //!   when, and new ones (asks for a current code).
 //!
@@ -77,8 +78,8 @@ struct SecurityPage<'a> {
     recovery: RecoveryView,
     /// The passkeys section (`passkeys_section.html`, pages/passkeys.rs).
     passkeys: super::passkeys::PasskeysView,
-    /// Whether removing or regenerating asks for a code (a second factor, and no fresh
-    /// login with it).
+    /// Whether adding or removing a factor, or regenerating codes, asks for a code (a
+    /// second factor, and no fresh login with it).
     needs_code: bool,
 }
 
@@ -132,7 +133,10 @@ async fn page(
         Ok(loaded) => loaded,
         Err(e) => return store_failure(app, &e),
     };
-    let passkeys = match super::passkeys::PasskeysView::load(app, principal, user.id).await {
+    let needs_code = methods.is_enrolled() && !is_fresh(app, principal);
+    let passkeys = match super::passkeys::PasskeysView::load(app, principal, user.id, needs_code)
+        .await
+    {
         Ok(view) => view,
         Err(e) => return store_failure(app, &e),
     };
@@ -167,7 +171,7 @@ async fn page(
                 used: used.into_iter().map(format_utc).collect(),
             },
             passkeys,
-            needs_code: methods.is_enrolled() && !is_fresh(app, principal),
+            needs_code,
         },
     )
 }
@@ -286,10 +290,14 @@ async fn common_failure(
 }
 
 /// `POST /account/security/totp`: start an enrolment; the page with the QR code, the
-/// secret and the form for the first code. 409 when an app is enrolled already.
+/// secret and the form for the first code. With a second factor already (a passkey) it
+/// asks for a current code ([`step_up`]): 403 with the reason when it is missing or
+/// wrong. 409 when an app is enrolled already.
 pub async fn totp_begin(
     State(app): State<App>,
     MaybeAuthenticated(principal): MaybeAuthenticated,
+    ClientAddr(address): ClientAddr,
+    form: Result<Form<SecurityForm>, FormRejection>,
 ) -> Response {
     let user = match signed_in_user(&app, principal.as_ref()).await {
         Ok(user) => user,
@@ -298,6 +306,27 @@ pub async fn totp_begin(
     let Some(principal) = principal else {
         return see_other("/login");
     };
+    let Ok(Form(form)) = form else {
+        return bad_form(&app);
+    };
+    if form.code.is_too_long() {
+        return too_long(&app, &principal, &user).await;
+    }
+    let already = async || {
+        let extra = Extra {
+            error: Some("An authenticator app is enrolled already: remove it first."),
+            ..Extra::default()
+        };
+        page(&app, &principal, &user, StatusCode::CONFLICT, extra).await
+    };
+    match app.engine().mfa_methods(user.id).await {
+        Ok(m) if m.totp => return already().await,
+        Ok(_) => {}
+        Err(e) => return store_failure(&app, &e),
+    }
+    if let Err(refusal) = step_up(&app, &user, &principal, Some(&form.code), &address).await {
+        return refused(&app, &principal, &user, refusal).await;
+    }
     match app.engine().begin_totp(&user, issuer(&app)).await {
         Ok(e) => {
             tracing::info!(user = %user.username, "authenticator app enrolment started");
@@ -307,13 +336,7 @@ pub async fn totp_begin(
             };
             page(&app, &principal, &user, StatusCode::OK, extra).await
         }
-        Err(MfaError::AlreadyEnrolled) => {
-            let extra = Extra {
-                error: Some("An authenticator app is enrolled already: remove it first."),
-                ..Extra::default()
-            };
-            page(&app, &principal, &user, StatusCode::CONFLICT, extra).await
-        }
+        Err(MfaError::AlreadyEnrolled) => already().await,
         Err(e) => match common_failure(&app, &principal, &user, &e).await {
             Some(answer) => answer,
             None => unexpected(&app, &e),

@@ -4,7 +4,9 @@
 //! `--public-url http://localhost:PORT` (RP ID `localhost`).
 //!
 //! As a person would: log in with the password, add a passkey on `/account/security`
-//! (named, its recovery codes shown once), log out, "Sign in with a passkey" without a
+//! (named, its recovery codes shown once); the password-only session cannot remove it
+//! without a code (the step-up rule), and removes it with a recovery code typed in the
+//! section's field; add it again (nothing asked once no factor is left), log out, "Sign in with a passkey" without a
 //! username, rename it, and log in with the password again, where `/login/mfa` now asks
 //! for the second step: "Use a passkey". Then what must be refused: a copy of the key whose signature
 //! counter is behind the server's (refused, logged, and the passkey page says so), and
@@ -218,40 +220,51 @@ async fn passkeys_register_sign_in_and_refuse_what_they_must() {
             see(client, &format!("Logged in as {USER}")).await?;
             client.goto(&format!("{base}/account/security")).await?;
             see(client, "You have no passkeys yet.").await?;
-            let form = client
-                .find(Locator::Css("form[data-passkey-register]:not([hidden])"))
-                .await?;
-            form.find(Locator::Id("passkey-name"))
-                .await?
-                .send_keys("Laptop")
-                .await?;
-            form.find(Locator::Css("button[type=submit]"))
+            let codes = add_laptop(client).await?;
+
+            // The password-only session now needs a code to remove it (or add another):
+            // refused without one, done with a recovery code typed in the section's field.
+            client
+                .find(Locator::Css("[data-passkey-remove]"))
                 .await?
                 .click()
                 .await?;
+            see(client, "This change needs a current code").await?;
             client
-                .wait()
-                .at_most(super::PATIENCE)
-                .for_element(Locator::Css("[data-passkey-codes]:not([hidden]) li code"))
-                .await
-                .context("the recovery codes never appeared")?;
-            let codes = client
-                .find_all(Locator::Css("[data-passkey-codes] li code"))
+                .find(Locator::Css("[data-passkey-code]"))
+                .await?
+                .send_keys(&codes[0])
                 .await?;
-            ensure!(codes.len() == 10, "{} recovery codes shown", codes.len());
-            screenshot(client, CASE, "registered.png").await?;
             client
-                .find(Locator::LinkText("I have saved them"))
+                .find(Locator::Css("[data-passkey-remove]"))
                 .await?
                 .click()
                 .await?;
-            see(client, "Laptop").await?;
+            see(client, "You have no passkeys yet.").await?;
+            server.lock().unwrap().wait_for("passkey removed");
+            // The authenticator forgets it too (a phone would keep a passkey its site no
+            // longer knows, and offer it in vain), so that one credential is left below.
+            webauthn(
+                client,
+                Method::DELETE,
+                &format!("authenticator/{authenticator}/credentials"),
+                None,
+            )
+            .await?;
+            // The last factor gone, adding one asks for nothing again.
+            ensure!(
+                client
+                    .find_all(Locator::Css("[data-passkey-code]"))
+                    .await?
+                    .is_empty(),
+                "a code field without a second factor"
+            );
+            add_laptop(client).await?;
             let credential = only_credential(client, &authenticator).await?;
             ensure!(
                 credential["rpId"] == "localhost" && credential["isResidentCredential"] == true,
                 "the credential: {credential}"
             );
-
             // Sign in without a password.
             log_out(client, &base).await?;
             passkey_button(client, &base).await?;
@@ -369,4 +382,42 @@ async fn passkeys_register_sign_in_and_refuse_what_they_must() {
         },
     )
     .await;
+}
+
+/// "Add a passkey" named Laptop on the security page; the ten recovery codes it shows,
+/// then "I have saved them".
+async fn add_laptop(client: &fantoccini::Client) -> anyhow::Result<Vec<String>> {
+    let form = client
+        .find(Locator::Css("form[data-passkey-register]:not([hidden])"))
+        .await?;
+    form.find(Locator::Id("passkey-name"))
+        .await?
+        .send_keys("Laptop")
+        .await?;
+    form.find(Locator::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    client
+        .wait()
+        .at_most(super::PATIENCE)
+        .for_element(Locator::Css("[data-passkey-codes]:not([hidden]) li code"))
+        .await
+        .context("the recovery codes never appeared")?;
+    let mut codes = Vec::new();
+    for code in client
+        .find_all(Locator::Css("[data-passkey-codes] li code"))
+        .await?
+    {
+        codes.push(code.text().await?);
+    }
+    ensure!(codes.len() == 10, "{} recovery codes shown", codes.len());
+    screenshot(client, CASE, "registered.png").await?;
+    client
+        .find(Locator::LinkText("I have saved them"))
+        .await?
+        .click()
+        .await?;
+    see(client, "Laptop").await?;
+    Ok(codes)
 }

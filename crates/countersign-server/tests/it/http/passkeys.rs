@@ -222,11 +222,103 @@ async fn register_sign_in_and_second_step_over_the_api() {
     .await;
     assert_eq!((r.status, r.error()), (StatusCode::UNAUTHORIZED, "expired"));
 
-    // Remove.
-    let r = call(&s, Method::DELETE, &path, token, &json!({})).await;
+    // With a passkey on the account, adding a factor or removing one asks the
+    // password-only login for a fresh second factor; a recovery code is one.
+    let codes: Vec<String> = done["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    for (method, path) in [
+        (Method::POST, "/api/account/passkeys/register/begin"),
+        (Method::POST, "/api/account/mfa/totp"),
+        (Method::DELETE, path.as_str()),
+    ] {
+        let r = call(&s, method.clone(), path, token, &json!({})).await;
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::FORBIDDEN, "mfa_required"),
+            "{method} {path}: {r:?}"
+        );
+        assert_eq!(r.json()["methods"], json!(["webauthn", "recovery"]));
+        let r = call(&s, method.clone(), path, token, &json!({"code": "0000-0000-0000-0000"})).await;
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::FORBIDDEN, "mfa_required"),
+            "{method} {path}: {r:?}"
+        );
+        assert!(r.json()["message"].as_str().unwrap().contains("not valid"));
+    }
+    // A second passkey, stepped up with a recovery code (used up by it).
+    let mut spare = SoftAuthenticator::new(ORIGIN);
+    let begun = call(
+        &s,
+        Method::POST,
+        "/api/account/passkeys/register/begin",
+        token,
+        &json!({"code": codes[0]}),
+    )
+    .await;
+    assert_eq!(begun.status, StatusCode::OK, "{begun:?}");
+    let begun = begun.json();
+    let credential = spare.create(&begun["options"]);
+    let r = call(
+        &s,
+        Method::POST,
+        "/api/account/passkeys/register/finish",
+        token,
+        &json!({"state": begun["state"], "credential": credential, "name": "Spare"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert!(r.json().get("recovery_codes").is_none(), "{r:?}");
+    let spare_id = r.json()["passkey"]["id"].as_str().unwrap().to_owned();
+    let r = call(
+        &s,
+        Method::POST,
+        "/api/account/passkeys/register/begin",
+        token,
+        &json!({"code": codes[0]}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::FORBIDDEN, "mfa_required"),
+        "a recovery code steps up once: {r:?}"
+    );
+    // An authenticator app too, with the next recovery code.
+    let r = call(
+        &s,
+        Method::POST,
+        "/api/account/mfa/totp",
+        token,
+        &json!({"code": codes[1]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert!(r.json()["otpauth_uri"].as_str().unwrap().starts_with("otpauth://"));
+
+    // Remove: the login that proved the passkey minutes ago needs no code; five
+    // minutes on it does, and the code can ride in the query.
+    let r = call(&s, Method::DELETE, &path, Some(&second), &json!({})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
-    let r = call(&s, Method::DELETE, &path, token, &json!({})).await;
+    let r = call(&s, Method::DELETE, &path, Some(&second), &json!({})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    s.clock.advance(301);
+    let spare_path = format!("/api/account/passkeys/{spare_id}");
+    let r = call(&s, Method::DELETE, &spare_path, Some(&second), &json!({})).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::FORBIDDEN, "mfa_required"),
+        "{r:?}"
+    );
+    let with_code = format!("{spare_path}?code={}", codes[2]);
+    let r = s.bearer(Method::DELETE, &with_code, &second).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    // The last second factor gone, nothing is asked of the password.
+    let r = call(&s, Method::POST, "/api/account/mfa/totp", token, &json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
 }
 
 #[tokio::test]
@@ -340,4 +432,82 @@ async fn without_a_public_url_passkeys_are_off() {
         Some("text/javascript; charset=utf-8")
     );
     assert!(script.body.contains("navigator.credentials"));
+}
+
+#[tokio::test]
+async fn the_security_page_asks_a_stale_session_for_a_code_to_add_an_app_next_to_a_passkey() {
+    let s = with_public_url();
+    s.add_user("alice", "user").await;
+    // A browser signed in with the password alone, before the account had a passkey.
+    let mut b = Browser::new();
+    b.login(&s, "alice", PW).await;
+    let page = b.get(&s, "/account/security").await;
+    assert!(!page.body.contains(r#"id="passkey-code""#), "{}", page.body);
+    assert!(!page.body.contains("setup-code"), "{}", page.body);
+
+    // A passkey added over the API: the account now has a second factor.
+    let pair = s.tokens("alice").await;
+    let token = pair["access_token"].as_str().unwrap().to_owned();
+    let mut key = SoftAuthenticator::new(ORIGIN);
+    let begun = call(
+        &s,
+        Method::POST,
+        "/api/account/passkeys/register/begin",
+        Some(&token),
+        &json!({}),
+    )
+    .await
+    .json();
+    let credential = key.create(&begun["options"]);
+    let done = call(
+        &s,
+        Method::POST,
+        "/api/account/passkeys/register/finish",
+        Some(&token),
+        &json!({"state": begun["state"], "credential": credential}),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::CREATED, "{done:?}");
+    let codes = done.json()["recovery_codes"].clone();
+
+    // The page now asks for a code where a change needs one.
+    let page = b.get(&s, "/account/security").await;
+    assert!(page.body.contains(r#"id="passkey-code""#), "{}", page.body);
+    assert!(page.body.contains(r#"id="setup-code""#), "{}", page.body);
+    let r = b
+        .submit(&s, "/account/security", "/account/security/totp", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    assert!(r.body.contains("Enter a current code"), "{}", r.body);
+    assert!(!r.body.contains("<svg"), "no QR code without the step-up");
+    let r = b
+        .submit(
+            &s,
+            "/account/security",
+            "/account/security/totp",
+            &[("code", "0000-0000-0000-0000")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    assert!(r.body.contains("not valid"), "{}", r.body);
+    let r = b
+        .submit(
+            &s,
+            "/account/security",
+            "/account/security/totp",
+            &[("code", codes[0].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert!(r.body.contains("<svg"), "the QR code: {}", r.body);
+    // Starting again is a new enrolment: a code again (the used one no longer counts).
+    let r = b
+        .submit(
+            &s,
+            "/account/security",
+            "/account/security/totp",
+            &[("code", codes[0].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
 }
