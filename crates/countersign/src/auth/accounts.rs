@@ -18,6 +18,26 @@ const FULL_WAIT: Duration = Duration::from_secs(5);
 /// The pause between two reservations while every place is in flight.
 const FULL_PAUSE: Duration = Duration::from_millis(20);
 
+/// What an attempt under the login throttle guesses, which picks the account's counter.
+/// A code has its own, so that the right password (which clears the password counter)
+/// never gives someone who knows it a fresh budget of guesses at the code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Guess {
+    /// A password, or a passkey (counted with passwords: it cannot be guessed).
+    Password,
+    /// A one-time code: TOTP or a recovery code.
+    Code,
+}
+
+impl Guess {
+    const fn account_kind(self) -> &'static str {
+        match self {
+            Self::Password => "acct",
+            Self::Code => "code",
+        }
+    }
+}
+
 /// A throttle counter's key: the kind and a hash of the value, so a submitted username of
 /// any length or content makes a short, fixed-shape key in every store.
 fn throttle_key(kind: &str, value: &str) -> String {
@@ -51,25 +71,32 @@ impl Auth {
         password: Password,
         address: &str,
     ) -> Result<User, LoginError> {
-        self.throttled(username, address, self.check_password(username, password))
-            .await?
-            .ok_or(LoginError::Invalid)
+        self.throttled(
+            Guess::Password,
+            username,
+            address,
+            self.check_password(username, password),
+        )
+        .await?
+        .ok_or(LoginError::Invalid)
     }
 
     /// Run `check` as one attempt under the login throttle of `username` and `address`:
     /// reserved before it runs, settled by its outcome (`Some`: a success, which clears
-    /// the account's counter; `None`: a failure, counted on both). The password login and
-    /// every second-factor attempt go through here, so a guess at a code costs the same
-    /// budget as a guess at a password.
+    /// the account's counter of that [`Guess`]; `None`: a failure, counted on both). The
+    /// password login and every second-factor attempt go through here, so a guess at a
+    /// code costs the same budget as a guess at a password; codes are counted apart from
+    /// passwords on the account, and together on the address.
     pub(super) async fn throttled<T>(
         &self,
+        guess: Guess,
         username: &str,
         address: &str,
         check: impl Future<Output = Result<Option<T>, LoginError>>,
     ) -> Result<Option<T>, LoginError> {
         let policy = self.config.throttle;
         let window = policy.attempt_window();
-        let account_key = throttle_key("acct", username);
+        let account_key = throttle_key(guess.account_kind(), username);
         let address_key = throttle_key("addr", address);
         let account = AttemptLimit {
             key: &account_key,

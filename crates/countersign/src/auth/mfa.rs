@@ -311,11 +311,16 @@ impl Auth {
     /// One throttled attempt of a code against a user's TOTP factor or recovery codes.
     async fn check_code(&self, user: &User, code: &str, address: &str) -> Result<Amr, MfaError> {
         let verdict = self
-            .throttled(user.username.as_str(), address, async {
-                self.code_matches(user, code)
-                    .await
-                    .map_err(LoginError::from)
-            })
+            .throttled(
+                super::accounts::Guess::Code,
+                user.username.as_str(),
+                address,
+                async {
+                    self.code_matches(user, code)
+                        .await
+                        .map_err(LoginError::from)
+                },
+            )
             .await?;
         verdict.ok_or(MfaError::Invalid)
     }
@@ -460,26 +465,31 @@ impl Auth {
             return Err(MfaError::NotPending);
         };
         let confirmed = self
-            .throttled(user.username.as_str(), address, async {
-                let now = self.now();
-                let Some(secret) = self.open_totp(&pending).await? else {
-                    return Ok(None);
-                };
-                let Some(step) = secret.check(code, now) else {
-                    return Ok(None);
-                };
-                if !self
-                    .users
-                    .advance_factor(user.id, &pending.id, step, now)
-                    .await?
-                {
-                    return Ok(None);
-                }
-                let mut done = pending.clone();
-                done.confirmed = true;
-                done.last_used_at = Some(now);
-                Ok(Some(self.users.update_factor(&done).await?))
-            })
+            .throttled(
+                super::accounts::Guess::Code,
+                user.username.as_str(),
+                address,
+                async {
+                    let now = self.now();
+                    let Some(secret) = self.open_totp(&pending).await? else {
+                        return Ok(None);
+                    };
+                    let Some(step) = secret.check(code, now) else {
+                        return Ok(None);
+                    };
+                    if !self
+                        .users
+                        .advance_factor(user.id, &pending.id, step, now)
+                        .await?
+                    {
+                        return Ok(None);
+                    }
+                    let mut done = pending.clone();
+                    done.confirmed = true;
+                    done.last_used_at = Some(now);
+                    Ok(Some(self.users.update_factor(&done).await?))
+                },
+            )
             .await?;
         match confirmed {
             Some(true) => Ok(self.regenerate_recovery_codes(user.id).await?),

@@ -535,18 +535,23 @@ impl Auth {
     ) -> Result<Amr, PasskeyError> {
         let id = factor_id(&credential.raw_id);
         let verdict = self
-            .throttled(user.username.as_str(), address, async {
-                let Some(factor) = self.own_passkey(user.id, &id).await? else {
-                    return Ok(None);
-                };
-                let Some(record) = self.usable(rp, user, &factor) else {
-                    return Ok(None);
-                };
-                let result = rp
-                    .webauthn()
-                    .finish_passkey_authentication(credential, &state);
-                self.accept_assertion(user, factor, record, result).await
-            })
+            .throttled(
+                super::accounts::Guess::Password,
+                user.username.as_str(),
+                address,
+                async {
+                    let Some(factor) = self.own_passkey(user.id, &id).await? else {
+                        return Ok(None);
+                    };
+                    let Some(record) = self.usable(rp, user, &factor) else {
+                        return Ok(None);
+                    };
+                    let result = rp
+                        .webauthn()
+                        .finish_passkey_authentication(credential, &state);
+                    self.accept_assertion(user, factor, record, result).await
+                },
+            )
             .await?;
         verdict.map(key_amr).ok_or(PasskeyError::Invalid)
     }
@@ -608,33 +613,40 @@ impl Auth {
         let (Some(factor), Some(user)) = (factor, owner) else {
             // Nobody's, or a disabled account's: a failure counted against the address.
             let key = format!("passkey:{}", id.as_str());
-            self.throttled(&key, address, async { Ok::<Option<()>, LoginError>(None) })
-                .await?;
+            self.throttled(super::accounts::Guess::Password, &key, address, async {
+                Ok::<Option<()>, LoginError>(None)
+            })
+            .await?;
             return Err(PasskeyError::Invalid);
         };
         let verdict = self
-            .throttled(user.username.as_str(), address, async {
-                let Some(record) = self.usable(rp, &user, &factor) else {
-                    return Ok(None);
-                };
-                // The authenticator must name the account the credential was made for.
-                let handle = credential.get_user_unique_id();
-                if handle != Some(record.user_handle.as_bytes().as_slice()) {
-                    tracing::info!(
-                        user = %user.username,
-                        passkey = factor.id.as_str(),
-                        "a passkey login named another user handle; refused"
+            .throttled(
+                super::accounts::Guess::Password,
+                user.username.as_str(),
+                address,
+                async {
+                    let Some(record) = self.usable(rp, &user, &factor) else {
+                        return Ok(None);
+                    };
+                    // The authenticator must name the account the credential was made for.
+                    let handle = credential.get_user_unique_id();
+                    if handle != Some(record.user_handle.as_bytes().as_slice()) {
+                        tracing::info!(
+                            user = %user.username,
+                            passkey = factor.id.as_str(),
+                            "a passkey login named another user handle; refused"
+                        );
+                        return Ok(None);
+                    }
+                    let result = rp.webauthn().finish_discoverable_authentication_v2(
+                        &credential,
+                        state,
+                        &record.passkey,
                     );
-                    return Ok(None);
-                }
-                let result = rp.webauthn().finish_discoverable_authentication_v2(
-                    &credential,
-                    state,
-                    &record.passkey,
-                );
-                self.accept_assertion(&user, factor.clone(), record, result)
-                    .await
-            })
+                    self.accept_assertion(&user, factor.clone(), record, result)
+                        .await
+                },
+            )
             .await?;
         let backup_eligible = verdict.ok_or(PasskeyError::Invalid)?;
         Ok((

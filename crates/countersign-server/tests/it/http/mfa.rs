@@ -441,6 +441,40 @@ async fn wrong_codes_are_throttled_like_passwords() {
 }
 
 #[tokio::test]
+async fn the_right_password_does_not_reset_the_count_of_wrong_codes() {
+    // Someone who knows the password, guessing codes: a successful password step between
+    // rounds of guesses must not give the guesses a fresh budget.
+    let s = Server::new();
+    s.add_user("alice", "user").await;
+    let pair = s.tokens("alice").await;
+    let (uri, _) = enrol_by_api(&s, pair["access_token"].as_str().unwrap()).await;
+    let wrong = wrong_code(&s, &uri);
+    let mut throttled = None;
+    'rounds: for _ in 0..20 {
+        let challenge = mfa_token(&s, "alice").await;
+        for _ in 0..2 {
+            let r = token_mfa(&s, &challenge, &wrong).await;
+            if r.status == StatusCode::TOO_MANY_REQUESTS {
+                throttled = Some(r);
+                break 'rounds;
+            }
+            assert_eq!(
+                (r.status, r.error()),
+                (StatusCode::UNAUTHORIZED, "invalid_grant")
+            );
+        }
+    }
+    let r = throttled.expect("wrong codes between right passwords were never throttled");
+    assert_eq!(r.error(), "too_many_requests");
+    // The right code is refused too until the window ends, as a password is.
+    let r = token_mfa(&s, &mfa_token(&s, "alice").await, &code_now(&s, &uri)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    s.clock.advance(3600);
+    let r = token_mfa(&s, &mfa_token(&s, "alice").await, &code_now(&s, &uri)).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+}
+
+#[tokio::test]
 async fn a_recovery_code_logs_in_once_and_is_listed() {
     let s = Server::new();
     s.add_user("alice", "user").await;
