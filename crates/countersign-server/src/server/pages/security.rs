@@ -134,12 +134,11 @@ async fn page(
         Err(e) => return store_failure(app, &e),
     };
     let needs_code = methods.is_enrolled() && !is_fresh(app, principal);
-    let passkeys = match super::passkeys::PasskeysView::load(app, principal, user.id, needs_code)
-        .await
-    {
-        Ok(view) => view,
-        Err(e) => return store_failure(app, &e),
-    };
+    let passkeys =
+        match super::passkeys::PasskeysView::load(app, principal, user.id, needs_code).await {
+            Ok(view) => view,
+            Err(e) => return store_failure(app, &e),
+        };
     let totp = factors.iter().find(|f| f.kind == FactorKind::Totp);
     let mut used: Vec<_> = codes.iter().filter_map(|c| c.used_at).collect();
     used.sort();

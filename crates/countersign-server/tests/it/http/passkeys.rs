@@ -242,7 +242,14 @@ async fn register_sign_in_and_second_step_over_the_api() {
             "{method} {path}: {r:?}"
         );
         assert_eq!(r.json()["methods"], json!(["webauthn", "recovery"]));
-        let r = call(&s, method.clone(), path, token, &json!({"code": "0000-0000-0000-0000"})).await;
+        let r = call(
+            &s,
+            method.clone(),
+            path,
+            token,
+            &json!({"code": "0000-0000-0000-0000"}),
+        )
+        .await;
         assert_eq!(
             (r.status, r.error()),
             (StatusCode::FORBIDDEN, "mfa_required"),
@@ -297,7 +304,12 @@ async fn register_sign_in_and_second_step_over_the_api() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    assert!(r.json()["otpauth_uri"].as_str().unwrap().starts_with("otpauth://"));
+    assert!(
+        r.json()["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://")
+    );
 
     // Remove: the login that proved the passkey minutes ago needs no code; five
     // minutes on it does, and the code can ride in the query.
