@@ -1,7 +1,7 @@
 //! The authenticated user of a request: by bearer token or session cookie.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{FromRef, FromRequestParts};
 use countersign::auth::{Auth, BearerError, Method, Principal, SessionError};
@@ -313,16 +313,51 @@ async fn resolve_headers(
 }
 
 /// Count an authentication attempt: successes by method, failures by reason.
+///
+/// A success, the hot path, counts through a handle made on first use: looking the counter
+/// up in the recorder's registry on every request (a key built and hashed, a shared lock,
+/// a reference count taken and dropped) costs more than the increment. So the recorder
+/// must be installed before the first request is authenticated, as a server does at
+/// startup; the counters of failures are looked up each time.
 pub(crate) fn count(outcome: &Result<Principal, AuthRejection>) {
+    static BEARER: OnceLock<metrics::Counter> = OnceLock::new();
+    static SESSION: OnceLock<metrics::Counter> = OnceLock::new();
     match outcome {
         Ok(principal) => {
-            let method = match principal.method {
-                Method::Bearer { .. } => "bearer",
-                Method::Session { .. } => "session",
+            let (cell, method) = match principal.method {
+                Method::Bearer { .. } => (&BEARER, "bearer"),
+                Method::Session { .. } => (&SESSION, "session"),
             };
-            metrics::counter!("countersign_auth_success_total", "method" => method).increment(1);
+            cell.get_or_init(
+                || metrics::counter!("countersign_auth_success_total", "method" => method),
+            )
+            .increment(1);
         }
         Err(rejection) => rejection.count(),
+    }
+}
+
+/// Authenticate a request by its headers alone, as [`Authenticated`] does (a bearer
+/// token, else the session cookie; the same checks, cache and counters), for a handler
+/// that asks about a request other than its own, such as a forward-authentication
+/// endpoint. Nothing is remembered in the request, and a bad session cookie is not
+/// marked for clearing: the caller answers for it.
+///
+/// # Errors
+/// The [`AuthRejection`] an [`Authenticated`] extractor would give, with
+/// [`AuthRejection::MissingToken`] when the request carries neither credential.
+pub async fn authenticate(
+    state: &AuthState,
+    headers: &HeaderMap,
+) -> Result<Principal, AuthRejection> {
+    match resolve_headers(state, headers).await {
+        Ok(Some(principal)) => Ok(principal),
+        Ok(None) => {
+            let rejection = AuthRejection::MissingToken;
+            rejection.count();
+            Err(rejection)
+        }
+        Err(rejection) => Err(rejection),
     }
 }
 

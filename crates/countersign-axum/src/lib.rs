@@ -136,7 +136,7 @@ pub use crate::csrf::{
 };
 pub use crate::extract::{
     Admin, AuthState, Authenticated, MaybeAuthenticated, RequireRole, RoleHolder, RoleName,
-    csrf_token_for,
+    authenticate, csrf_token_for,
 };
 pub use crate::forwarded::{ClientAddr, Origin, UserAgent};
 pub use crate::proxies::{BadProxy, TrustedProxies};

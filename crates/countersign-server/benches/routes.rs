@@ -5,7 +5,9 @@
 //!
 //! Measured in one run: the plain route (`GET /healthz`, no auth: the baseline), `GET
 //! /protected` with a bearer token, and with a session cookie (memory store, and SQLite in a
-//! temporary directory), at the production defaults (1 s hot-path cache, real clock). After
+//! temporary directory), at the production defaults (1 s hot-path cache, real clock), and
+//! forward authentication's `GET /auth/request` with that session cookie, asked by a
+//! trusted proxy about `https://app.example.test/static/index.html`. After
 //! criterion's groups, an interleaved pass prints each as a ratio to the plain route: 25
 //! rounds in which every contender serves 2 000 requests in turn, medians kept.
 //!
@@ -13,11 +15,13 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, header};
 use countersign::clock::SystemClock;
 use countersign::keys::{KeyRing, SecretKey};
@@ -37,14 +41,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Contender {
     name: &'static str,
     router: Router,
-    header: Option<(header::HeaderName, String)>,
+    headers: Vec<(header::HeaderName, String)>,
     path: &'static str,
 }
 
+/// The proxy's address: forward authentication answers only a trusted one.
+const PROXY: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
+
 impl Contender {
     fn request(&self) -> Request<Body> {
-        let mut r = Request::get(self.path);
-        if let Some((name, value)) = &self.header {
+        let mut r = Request::get(self.path).extension(ConnectInfo(PROXY));
+        for (name, value) in &self.headers {
             r = r.header(name, value);
         }
         r.body(Body::empty()).unwrap()
@@ -78,6 +86,7 @@ async fn app(
             t_cost: 1,
             p_cost: 1,
         },
+        trusted_proxies: "127.0.0.1/32".parse().unwrap(),
         ..ServeConfig::default()
     };
     let ring = KeyRing::single(SecretKey::generate(32).unwrap().0);
@@ -135,25 +144,41 @@ fn routes(c: &mut Criterion) {
             Contender {
                 name: "plain GET /healthz",
                 router: mem_router.clone(),
-                header: None,
+                headers: Vec::new(),
                 path: "/healthz",
             },
             Contender {
                 name: "bearer GET /protected",
                 router: mem_router.clone(),
-                header: Some((header::AUTHORIZATION, format!("Bearer {token}"))),
+                headers: vec![(header::AUTHORIZATION, format!("Bearer {token}"))],
                 path: "/protected",
             },
             Contender {
                 name: "session GET /protected (memory)",
-                router: mem_router,
-                header: Some((header::COOKIE, cookie)),
+                router: mem_router.clone(),
+                headers: vec![(header::COOKIE, cookie.clone())],
                 path: "/protected",
+            },
+            Contender {
+                name: "forward GET /auth/request",
+                router: mem_router,
+                headers: vec![
+                    (header::COOKIE, cookie),
+                    (
+                        header::HeaderName::from_static("x-original-url"),
+                        "https://app.example.test/static/index.html".to_owned(),
+                    ),
+                    (
+                        header::HeaderName::from_static("x-original-method"),
+                        "GET".to_owned(),
+                    ),
+                ],
+                path: "/auth/request",
             },
             Contender {
                 name: "session GET /protected (SQLite)",
                 router: sql_router,
-                header: Some((header::COOKIE, sql_cookie)),
+                headers: vec![(header::COOKIE, sql_cookie)],
                 path: "/protected",
             },
         ]

@@ -2,11 +2,11 @@
 //! SIGHUP), where the login page is, where browsers may be sent back to, and the signed
 //! assertions handed to upstreams, cached per credential and audience.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher as _;
-use std::sync::RwLock;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
@@ -22,7 +22,7 @@ pub const ASSERTION_TTL_SECS: i64 = 60;
 /// How long a cached assertion is handed out again, seconds (so at least
 /// `ASSERTION_TTL_SECS - ASSERTION_REUSE_SECS` are left when the upstream gets it).
 pub const ASSERTION_REUSE_SECS: i64 = 30;
-/// Cached assertions kept at most; past it, expired ones are dropped, then all.
+/// Cached assertions kept at most per thread; past it, expired ones are dropped, then all.
 const ASSERTION_CACHE_MAX: usize = 10_000;
 
 /// What forward authentication needs besides the engine: the rules (swapped on SIGHUP),
@@ -106,11 +106,30 @@ fn form_urlencoded_byte_serialize(value: &str) -> String {
     out
 }
 
-/// Signed assertions, by credential and audience.
-#[derive(Default)]
+/// Signed assertions, by credential and audience, kept per thread: a hit touches nothing
+/// another core writes (no lock, no shared reference count), so answering the same session
+/// from every worker at once does not bounce a cache line between cores. Each worker thread
+/// signs its own copy once per [`ASSERTION_REUSE_SECS`]: a few signatures a minute.
 struct AssertionCache {
+    /// Which [`ForwardAuth`] the entries are for (tests and benches make several in one
+    /// process, each with its own keys).
+    instance: u64,
     hasher: RandomState,
-    entries: RwLock<HashMap<u64, Cached>>,
+}
+
+impl Default for AssertionCache {
+    fn default() -> Self {
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
+        Self {
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's assertions, by instance and cache key.
+    static ASSERTIONS: RefCell<HashMap<(u64, u64), Cached>> = RefCell::new(HashMap::new());
 }
 
 struct Cached {
@@ -134,25 +153,32 @@ impl ForwardAuth {
         audience: &str,
     ) -> Option<HeaderValue> {
         let now = engine.now().0;
-        let key = credential_key(&self.assertions.hasher, principal, audience);
-        let cache = &self.assertions.entries;
-        if let Ok(entries) = cache.read()
-            && let Some(c) = entries.get(&key)
-            && now < c.reuse_until
-            && now >= c.reuse_until - ASSERTION_REUSE_SECS
-            && c.user_id == principal.user_id
-            && c.username == principal.username
-            && c.role == principal.role
-            && c.audience == audience
-        {
-            return Some(c.token.clone());
+        let key = (
+            self.assertions.instance,
+            credential_key(&self.assertions.hasher, principal, audience),
+        );
+        let hit = ASSERTIONS.with_borrow(|entries| {
+            entries
+                .get(&key)
+                .filter(|c| {
+                    now < c.reuse_until
+                        && now >= c.reuse_until - ASSERTION_REUSE_SECS
+                        && c.user_id == principal.user_id
+                        && c.username == principal.username
+                        && c.role == principal.role
+                        && c.audience == audience
+                })
+                .map(|c| c.token.clone())
+        });
+        if hit.is_some() {
+            return hit;
         }
         let sub = principal
             .user_id
             .map_or_else(|| principal.username.clone(), |id| id.to_string());
         let iat = countersign::clock::UnixTime(now);
         let mut claims = Claims::new(iat.add_secs(ASSERTION_TTL_SECS));
-        claims.sub = Some(sub.clone());
+        claims.sub = Some(sub);
         claims.username = Some(principal.username.clone());
         claims.role = Some(principal.role.clone());
         claims.iat = Some(iat);
@@ -169,7 +195,7 @@ impl ForwardAuth {
         };
         let mut value = HeaderValue::from_str(&token).ok()?;
         value.set_sensitive(true);
-        if let Ok(mut entries) = cache.write() {
+        ASSERTIONS.with_borrow_mut(|entries| {
             if entries.len() >= ASSERTION_CACHE_MAX {
                 entries.retain(|_, c| c.expires > now);
                 if entries.len() >= ASSERTION_CACHE_MAX {
@@ -188,7 +214,7 @@ impl ForwardAuth {
                     expires: now + ASSERTION_TTL_SECS,
                 },
             );
-        }
+        });
         Some(value)
     }
 }
