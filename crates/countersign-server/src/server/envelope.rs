@@ -13,6 +13,14 @@
 //! it before the route), which cost a cached bearer check a tenth of its time. The deadline
 //! still counts from the request's arrival.
 //!
+//! Forward authentication's endpoints (`/auth/request`, `/auth/forward`) are asked once for
+//! every request a proxy passes on, so their allowed answers are logged at `debug`, not
+//! `info` (the proxy's own access log records each request; a refusal or a failure is still
+//! logged at `info` or `error`, naming the request id, method and route), and their request
+//! span is a `debug` one. The answers of `/auth/request` go to nginx only (it never passes
+//! them on: a refusal becomes its own redirect or error page), so they carry
+//! `Cache-Control` and the request id but not the headers meant for browsers.
+//!
 //! Nothing from the request but its method and route pattern is logged or used as a label:
 //! no header, cookie, query string or body (they carry credentials), and no raw path in the
 //! metrics (unbounded label values).
@@ -114,12 +122,22 @@ where
         request.headers_mut().insert(REQUEST_ID, id.clone());
         let method = MethodLabel::of(request.method());
         let route = request.extensions().get::<MatchedPath>().cloned();
-        let span = tracing::info_span!(
-            "request",
-            id = id.to_str().unwrap_or("-"),
-            method = %request.method(),
-            path = %request.uri().path(),
-        );
+        let kind = RouteKind::of(route.as_ref());
+        let span = if kind == RouteKind::Page {
+            tracing::info_span!(
+                "request",
+                id = id.to_str().unwrap_or("-"),
+                method = %request.method(),
+                path = %request.uri().path(),
+            )
+        } else {
+            tracing::debug_span!(
+                "request",
+                id = id.to_str().unwrap_or("-"),
+                method = %request.method(),
+                path = %request.uri().path(),
+            )
+        };
         let future = {
             let _entered = span.enter();
             tracing::debug!("request started");
@@ -133,6 +151,7 @@ where
                 start,
                 id,
                 method,
+                kind,
                 route,
                 span,
                 shared: Arc::clone(&self.shared),
@@ -146,6 +165,7 @@ struct Pending {
     start: Instant,
     id: HeaderValue,
     method: MethodLabel,
+    kind: RouteKind,
     route: Option<MatchedPath>,
     span: tracing::Span,
     shared: Arc<Shared>,
@@ -209,19 +229,75 @@ impl Pending {
             .record(self.method, route, status, elapsed.as_secs_f64());
 
         let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        if status.is_server_error() {
-            tracing::error!(parent: &self.span, status = status.as_u16(), latency_us, "response failed");
+        let code = status.as_u16();
+        if self.kind == RouteKind::Page {
+            if status.is_server_error() {
+                tracing::error!(parent: &self.span, status = code, latency_us, "response failed");
+            } else {
+                tracing::info!(parent: &self.span, status = code, latency_us, "response");
+            }
         } else {
-            tracing::info!(parent: &self.span, status = status.as_u16(), latency_us, "response");
+            // The span is a `debug` one: what is logged above that names the request.
+            let id = self.id.to_str().unwrap_or("-");
+            let method = self.method.0;
+            if status.is_server_error() {
+                tracing::error!(
+                    id,
+                    method,
+                    path = route,
+                    status = code,
+                    latency_us,
+                    "response failed"
+                );
+            } else if status.is_success() {
+                tracing::debug!(parent: &self.span, status = code, latency_us, "response");
+            } else {
+                tracing::info!(
+                    id,
+                    method,
+                    path = route,
+                    status = code,
+                    latency_us,
+                    "response"
+                );
+            }
         }
 
         let headers = response.headers_mut();
         headers.insert(REQUEST_ID, self.id);
-        security_headers(headers, &self.shared.csp);
+        if self.kind == RouteKind::ProxyOnly {
+            headers
+                .entry(header::CACHE_CONTROL)
+                .or_insert(HeaderValue::from_static("no-store"));
+        } else {
+            security_headers(headers, &self.shared.csp);
+        }
     }
 }
 
-/// Headers on every response.
+/// How a route is logged and which headers its answers get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RouteKind {
+    /// Every other route: an `info` span and access log, the browser headers.
+    Page,
+    /// `/auth/forward`: asked for every proxied request (allowed answers logged at
+    /// `debug`); its refusals may reach a browser, so they get the browser headers.
+    Forward,
+    /// `/auth/request`: as [`Self::Forward`], and read by nginx only: no browser headers.
+    ProxyOnly,
+}
+
+impl RouteKind {
+    fn of(route: Option<&MatchedPath>) -> Self {
+        match route.map(MatchedPath::as_str) {
+            Some("/auth/request") => Self::ProxyOnly,
+            Some("/auth/forward") => Self::Forward,
+            _ => Self::Page,
+        }
+    }
+}
+
+/// Headers on every response (but `/auth/request`'s, which get only `Cache-Control`).
 ///
 /// `Cache-Control: no-store` everywhere (auth answers must never sit in a shared cache),
 /// except where a handler set its own: the public key set and discovery documents, which

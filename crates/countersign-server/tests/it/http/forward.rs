@@ -287,6 +287,46 @@ async fn nginx_auth_request_answers_200_401_or_403_only() {
 }
 
 #[tokio::test]
+async fn proxy_only_answers_carry_no_browser_headers() {
+    // nginx reads /auth/request's answers and never passes them on: they carry the request
+    // id and `Cache-Control: no-store`, not the headers meant for a browser rendering a
+    // page. /auth/forward's refusals reach browsers through Traefik and Caddy: they keep them.
+    let (s, _) = forward_server(|_| {});
+    s.add_user("alice", "user").await;
+    let alice = session_cookie(&s, "alice").await;
+    let browser_headers = [
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+    ];
+    for r in [
+        ask(
+            &s,
+            "GET",
+            &format!("{APP}/notes"),
+            &[("cookie", alice.as_str())],
+        )
+        .await,
+        ask(&s, "GET", &format!("{APP}/notes"), &[HTML]).await,
+    ] {
+        assert!(matches!(r.status.as_u16(), 200 | 401), "{r:?}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{r:?}");
+        assert!(r.header("x-request-id").is_some(), "{r:?}");
+        for name in browser_headers {
+            assert!(r.header(name).is_none(), "{name} on {r:?}");
+        }
+    }
+    let r = ask_forward(&s, "GET", &format!("{APP}/notes"), &[("accept", "*/*")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
+    for name in browser_headers {
+        assert!(r.header(name).is_some(), "{name} missing on {r:?}");
+    }
+    let r = s.get("/healthz").await;
+    assert!(r.header("content-security-policy").is_some(), "{r:?}");
+}
+
+#[tokio::test]
 async fn bearer_tokens_and_revocation_are_those_of_protected() {
     let (s, ring) = forward_server(|_| {});
     s.add_user("alice", "user").await;
