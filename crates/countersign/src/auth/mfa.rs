@@ -806,10 +806,22 @@ mod tests {
             }
         }
         assert!(throttled);
-        // The password login of the account is throttled too.
+        // Codes have their own counter: the password still gets its challenge (no oracle,
+        // no fresh budget either), and the codes stay refused until the window ends.
+        let user = f
+            .auth
+            .login("alice", Password::new(PW), "ip2")
+            .await
+            .expect("the password is not throttled by wrong codes");
+        let ch = f
+            .auth
+            .mfa_challenge(&user, Amr::PWD)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(matches!(
-            f.auth.login("alice", Password::new(PW), "ip2").await,
-            Err(crate::auth::LoginError::Throttled { .. })
+            f.auth.complete_mfa(&ch.token, "000000", "ip2").await,
+            Err(MfaError::Throttled { .. })
         ));
     }
 
