@@ -420,4 +420,12 @@ impl ThrottleStore for SqlStore {
     ) -> StoreResult<()> {
         dispatch!(self.settle_attempt(settlements, window, now))
     }
+    async fn record_attempt(
+        &self,
+        settlements: &[(AttemptLimit<'_>, Settlement)],
+        window: AttemptWindow,
+        now: UnixTime,
+    ) -> StoreResult<Reservation> {
+        dispatch!(self.record_attempt(settlements, window, now))
+    }
 }

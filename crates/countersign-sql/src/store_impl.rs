@@ -196,6 +196,30 @@ macro_rules! impl_stores {
                     Ok(((), true))
                 }
 
+                /// The body of [`ThrottleStore::record_attempt`], inside a write
+                /// transaction, in key order like [`Self::reserve_in`].
+                async fn record_in(
+                    tx: &mut Tx,
+                    settlements: &[(AttemptLimit<'_>, Settlement)],
+                    window: AttemptWindow,
+                    now: UnixTime,
+                ) -> StoreResult<(Reservation, bool)> {
+                    let mut order: Vec<usize> = (0..settlements.len()).collect();
+                    order.sort_by_key(|&i| settlements[i].0.key);
+                    let mut records = vec![None; settlements.len()];
+                    for &i in &order {
+                        records[i] = Self::attempt_lock(tx, settlements[i].0.key).await?;
+                    }
+                    let (answer, settled) = attempts::record(&records, settlements, window, now);
+                    let Some(settled) = settled else {
+                        return Ok((answer, false));
+                    };
+                    for &i in &order {
+                        Self::attempt_write(tx, settlements[i].0.key, settled[i]).await?;
+                    }
+                    Ok((answer, true))
+                }
+
                 /// Commit when `result` says so, roll back otherwise (and on error).
                 async fn finish<T>(tx: Tx, result: StoreResult<(T, bool)>) -> StoreResult<T> {
                     match result {
@@ -794,6 +818,19 @@ macro_rules! impl_stores {
                 ) -> StoreResult<()> {
                     let mut tx = self.begin_write().await.map_err(store_err)?;
                     let result = Self::settle_in(&mut tx, settlements, window, now).await;
+                    Self::finish(tx, result).await
+                }
+
+                /// One transaction where the default takes two: a code's attempt is
+                /// admitted and settled under one lock of its rows.
+                async fn record_attempt(
+                    &self,
+                    settlements: &[(AttemptLimit<'_>, Settlement)],
+                    window: AttemptWindow,
+                    now: UnixTime,
+                ) -> StoreResult<Reservation> {
+                    let mut tx = self.begin_write().await.map_err(store_err)?;
+                    let result = Self::record_in(&mut tx, settlements, window, now).await;
                     Self::finish(tx, result).await
                 }
             }

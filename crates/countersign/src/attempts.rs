@@ -201,6 +201,27 @@ pub fn reserve(
     (Reservation::Admitted, Some(updated))
 }
 
+/// An attempt whose outcome is known before it is counted, reserved and settled at once:
+/// [`reserve`] over the `settlements`' limits and, when admitted, [`settle`] on each as
+/// told. Returns the answer and, when admitted, each counter to store (`None`: delete).
+pub fn record(
+    records: &[Option<AttemptCounter>],
+    settlements: &[(AttemptLimit<'_>, Settlement)],
+    window: AttemptWindow,
+    now: UnixTime,
+) -> (Reservation, Option<Vec<Option<AttemptCounter>>>) {
+    let limits: Vec<AttemptLimit<'_>> = settlements.iter().map(|(limit, _)| *limit).collect();
+    let (answer, reserved) = reserve(records, &limits, window, now);
+    let settled = reserved.map(|reserved| {
+        reserved
+            .into_iter()
+            .zip(settlements)
+            .map(|(counter, (limit, how))| settle(Some(counter), limit.max, *how, window, now))
+            .collect()
+    });
+    (answer, settled)
+}
+
 /// Settle an admitted attempt on one counter. Returns the counter to store, or `None` to
 /// delete it ([`Settlement::Cleared`]). A settlement that finds the window over (or the
 /// record gone) counts a failure in a new window, and gives back nothing.

@@ -316,6 +316,25 @@ pub trait ThrottleStore: Send + Sync + 'static {
         window: AttemptWindow,
         now: UnixTime,
     ) -> StoreResult<()>;
+    /// One attempt whose outcome was known before it was counted (a one-time code, checked
+    /// in microseconds), reserved and settled in one step ([`crate::attempts::record`]):
+    /// admitted as [`reserve_attempt`](Self::reserve_attempt) would admit it, then settled
+    /// at once as `settlements` say. Unless the answer is [`Reservation::Admitted`] nothing
+    /// is recorded, and the caller must disregard the outcome. The default reserves, then
+    /// settles; a store that can do both in one transaction overrides it.
+    async fn record_attempt(
+        &self,
+        settlements: &[(AttemptLimit<'_>, Settlement)],
+        window: AttemptWindow,
+        now: UnixTime,
+    ) -> StoreResult<Reservation> {
+        let limits: Vec<AttemptLimit<'_>> = settlements.iter().map(|(limit, _)| *limit).collect();
+        let answer = self.reserve_attempt(&limits, window, now).await?;
+        if answer == Reservation::Admitted {
+            self.settle_attempt(settlements, window, now).await?;
+        }
+        Ok(answer)
+    }
 }
 
 /// Everything the session store holds (sessions, refresh families, revocations,

@@ -87,6 +87,58 @@ impl Auth {
     /// password login and every second-factor attempt go through here, so a guess at a
     /// code costs the same budget as a guess at a password; codes are counted apart from
     /// passwords on the account, and together on the address.
+    /// Count an attempt whose outcome was decided before it is counted (a TOTP code:
+    /// checked in microseconds, its step used up if it matched), in one store operation
+    /// ([`ThrottleStore::record_attempt`](crate::store::ThrottleStore::record_attempt))
+    /// under the same limits and rules as [`Self::throttled`]. Only an admitted outcome
+    /// counts: past the limit the answer is throttled whatever `outcome` says, so no more
+    /// guesses per window are honoured than [`Self::throttled`] evaluates, and a right
+    /// code refused here has been used up for nothing.
+    pub(super) async fn throttled_decided<T>(
+        &self,
+        guess: Guess,
+        username: &str,
+        address: &str,
+        outcome: Option<T>,
+    ) -> Result<Option<T>, LoginError> {
+        let policy = self.config.throttle;
+        let window = policy.attempt_window();
+        let account_key = throttle_key(guess.account_kind(), username);
+        let address_key = throttle_key("addr", address);
+        let account = AttemptLimit {
+            key: &account_key,
+            max: policy.per_account,
+        };
+        let address = AttemptLimit {
+            key: &address_key,
+            max: policy.per_address,
+        };
+        let settlements = if outcome.is_some() {
+            [
+                (account, Settlement::Cleared),
+                (address, Settlement::Released),
+            ]
+        } else {
+            [(account, Settlement::Failed), (address, Settlement::Failed)]
+        };
+        let waiting_since = std::time::Instant::now();
+        loop {
+            let now = self.now();
+            match self.store.record_attempt(&settlements, window, now).await? {
+                Reservation::Admitted => return Ok(outcome),
+                Reservation::Refused { until } => {
+                    return Err(LoginError::Throttled {
+                        retry_after: (until.secs() - now.secs()).max(1),
+                    });
+                }
+                Reservation::Full if waiting_since.elapsed() >= FULL_WAIT => {
+                    return Err(LoginError::Throttled { retry_after: 1 });
+                }
+                Reservation::Full => tokio::time::sleep(FULL_PAUSE).await,
+            }
+        }
+    }
+
     pub(super) async fn throttled<T>(
         &self,
         guess: Guess,

@@ -310,13 +310,32 @@ impl Auth {
 
     /// One throttled attempt of a code against a user's TOTP factor or recovery codes.
     async fn check_code(&self, user: &User, code: &str, address: &str) -> Result<Amr, MfaError> {
+        // A TOTP code is six digits (spaces and dashes aside); anything else may be a
+        // recovery code, which can hold six digits among its letters.
+        if totp::is_code_shaped(code) {
+            // Checked first (an HMAC and, if it matches, its step used up), then counted
+            // with its outcome in one store operation: half the round trips of reserving
+            // before and settling after, for the same limit on guesses honoured.
+            let matched = self.totp_matches(user, code).await?;
+            let verdict = self
+                .throttled_decided(
+                    super::accounts::Guess::Code,
+                    user.username.as_str(),
+                    address,
+                    matched.then_some(Amr::OTP),
+                )
+                .await?;
+            return verdict.ok_or(MfaError::Invalid);
+        }
+        // A recovery code is used up when it matches, so it is checked only once its
+        // attempt is admitted: a throttled user must not lose one.
         let verdict = self
             .throttled(
                 super::accounts::Guess::Code,
                 user.username.as_str(),
                 address,
                 async {
-                    self.code_matches(user, code)
+                    self.recovery_matches(user, code)
                         .await
                         .map_err(LoginError::from)
                 },
@@ -325,31 +344,33 @@ impl Auth {
         verdict.ok_or(MfaError::Invalid)
     }
 
-    /// Whether `code` is a current TOTP code (not used before) or an unused recovery code
-    /// of `user`; a match is recorded before this returns.
-    async fn code_matches(&self, user: &User, code: &str) -> Result<Option<Amr>, StoreError> {
+    /// Whether `code` is a current TOTP code of `user` not used before; a match is
+    /// recorded (its step used up) before this returns.
+    async fn totp_matches(&self, user: &User, code: &str) -> Result<bool, StoreError> {
         let now = self.now();
-        // A TOTP code is six digits (spaces and dashes aside); anything else may be a
-        // recovery code, which can hold six digits among its letters.
-        if totp::is_code_shaped(code) {
-            for factor in self.users.user_factors(user.id).await? {
-                if factor.kind != FactorKind::Totp || !factor.confirmed {
-                    continue;
-                }
-                let Some(secret) = self.open_totp(&factor).await? else {
-                    continue;
-                };
-                if let Some(step) = secret.check(code, now)
-                    && self
-                        .users
-                        .advance_factor(user.id, &factor.id, step, now)
-                        .await?
-                {
-                    return Ok(Some(Amr::OTP));
-                }
+        for factor in self.users.user_factors(user.id).await? {
+            if factor.kind != FactorKind::Totp || !factor.confirmed {
+                continue;
             }
-            return Ok(None);
+            let Some(secret) = self.open_totp(&factor).await? else {
+                continue;
+            };
+            if let Some(step) = secret.check(code, now)
+                && self
+                    .users
+                    .advance_factor(user.id, &factor.id, step, now)
+                    .await?
+            {
+                return Ok(true);
+            }
         }
+        Ok(false)
+    }
+
+    /// Whether `code` is an unused recovery code of `user`; a match is used up before
+    /// this returns.
+    async fn recovery_matches(&self, user: &User, code: &str) -> Result<Option<Amr>, StoreError> {
+        let now = self.now();
         let Some(hash) = RecoveryHash::of_typed(code) else {
             return Ok(None);
         };

@@ -42,7 +42,8 @@ pub async fn throttle<S: ThrottleStore>(s: &S) {
 
 /// Login attempts: one atomic reservation under several limits, settled afterwards;
 /// places held by attempts in flight; windows that grow after a lockout; a cleared
-/// account; and no more admissions than places when reservations race.
+/// account; no more admissions than places when reservations race; and attempts recorded
+/// with their outcome in one step (`record_attempt`) under the same rules.
 pub async fn throttle_attempts<S: ThrottleStore>(s: &S) {
     use Reservation::{Admitted, Full, Refused};
     use Settlement::{Cleared, Failed, Released};
@@ -142,4 +143,52 @@ pub async fn throttle_attempts<S: ThrottleStore>(s: &S) {
     let all = [all.0, all.1, all.2, all.3, all.4, all.5, all.6, all.7];
     assert_eq!(all.iter().filter(|r| **r == Admitted).count(), 3, "{all:?}");
     assert_eq!(all.iter().filter(|r| **r == Full).count(), 5, "{all:?}");
+
+    // Attempts recorded with their outcome in one step: failures count on both keys, a
+    // success clears the account and gives the address nothing to hold, and past the
+    // limit nothing more is recorded.
+    let g = AttemptLimit {
+        key: key("code"),
+        max: 2,
+    };
+    let h = AttemptLimit {
+        key: key("addr"),
+        max: 3,
+    };
+    let record = |pairs: &[(AttemptLimit<'static>, Settlement)], now| {
+        let pairs = pairs.to_vec();
+        async move { s.record_attempt(&pairs, w, now).await.unwrap() }
+    };
+    assert_eq!(record(&[(g, Failed), (h, Failed)], T0).await, Admitted);
+    assert_eq!(record(&[(g, Cleared), (h, Released)], T0).await, Admitted);
+    // Cleared: two more failures fit on `g`; the address holds one failure and no place.
+    assert_eq!(record(&[(g, Failed), (h, Failed)], T0).await, Admitted);
+    assert_eq!(record(&[(g, Failed), (h, Failed)], T0).await, Admitted);
+    assert_eq!(
+        record(&[(g, Cleared), (h, Released)], T0.add_secs(1)).await,
+        Refused {
+            until: T0.add_secs(60)
+        },
+        "past the limit even a success is refused, and not recorded"
+    );
+    // The address reached its 3 failures too; a reservation sees the same counters.
+    assert_eq!(
+        reserve(&[h], T0.add_secs(2)).await,
+        Refused {
+            until: T0.add_secs(60)
+        }
+    );
+    // Racing recorded failures: no more are admitted than the limit.
+    let i = AttemptLimit {
+        key: key("code"),
+        max: 3,
+    };
+    let j = AttemptLimit {
+        key: key("addr"),
+        max: 100,
+    };
+    let r = || record(&[(i, Failed), (j, Failed)], T0);
+    let all = tokio::join!(r(), r(), r(), r(), r(), r());
+    let all = [all.0, all.1, all.2, all.3, all.4, all.5];
+    assert_eq!(all.iter().filter(|r| **r == Admitted).count(), 3, "{all:?}");
 }
