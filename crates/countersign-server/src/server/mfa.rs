@@ -135,22 +135,19 @@ pub enum StepUpRefusal {
 /// The step-up rule of a sensitive change (adding or removing a second factor, new
 /// recovery codes): nothing to prove while the user has no second factor; otherwise a login that
 /// proved one within [`FRESH_SECS`], or a current code (TOTP or a recovery code, which it
-/// then uses up), checked and throttled like a login.
+/// then uses up), checked and throttled like a login. `methods` are the user's second
+/// factors, as the caller read them to decide the change.
 ///
 /// # Errors
 /// [`StepUpRefusal`].
 pub async fn step_up(
     app: &App,
     user: &User,
+    methods: MfaMethods,
     principal: &Principal,
     code: Option<&Code>,
     address: &str,
 ) -> Result<(), StepUpRefusal> {
-    let methods = app
-        .engine()
-        .mfa_methods(user.id)
-        .await
-        .map_err(StepUpRefusal::Store)?;
     if !methods.is_enrolled() || is_fresh(app, principal) {
         return Ok(());
     }
@@ -338,10 +335,11 @@ pub async fn totp_begin(
     OptionalCode(code): OptionalCode,
 ) -> Result<Response, ApiError> {
     let user = account(&app, &principal).await?;
-    if app.engine().mfa_methods(user.id).await?.totp {
+    let methods = app.engine().mfa_methods(user.id).await?;
+    if methods.totp {
         return Err(already_enrolled());
     }
-    if let Err(refusal) = step_up(&app, &user, &principal, code.as_ref(), &address).await {
+    if let Err(refusal) = step_up(&app, &user, methods, &principal, code.as_ref(), &address).await {
         return Ok(step_up_answer(refusal));
     }
     match app.engine().begin_totp(&user, issuer(&app)).await {
@@ -481,7 +479,8 @@ pub async fn totp_remove(
     if !has_totp {
         return Err(ApiError::not_found("No authenticator app is enrolled."));
     }
-    if let Err(refusal) = step_up(&app, &user, &principal, code.as_ref(), &address).await {
+    let methods = app.engine().mfa_methods(user.id).await?;
+    if let Err(refusal) = step_up(&app, &user, methods, &principal, code.as_ref(), &address).await {
         return Ok(step_up_answer(refusal));
     }
     app.engine().remove_totp(user.id).await?;
@@ -502,10 +501,11 @@ pub async fn regenerate_codes(
     OptionalCode(code): OptionalCode,
 ) -> Result<Response, ApiError> {
     let user = account(&app, &principal).await?;
-    if !app.engine().mfa_methods(user.id).await?.is_enrolled() {
+    let methods = app.engine().mfa_methods(user.id).await?;
+    if !methods.is_enrolled() {
         return Err(not_enrolled());
     }
-    if let Err(refusal) = step_up(&app, &user, &principal, code.as_ref(), &address).await {
+    if let Err(refusal) = step_up(&app, &user, methods, &principal, code.as_ref(), &address).await {
         return Ok(step_up_answer(refusal));
     }
     let codes = app.engine().regenerate_recovery_codes(user.id).await?;

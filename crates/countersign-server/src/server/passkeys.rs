@@ -179,7 +179,8 @@ pub async fn register_begin(
     if app.engine().passkey_config().is_none() {
         return Err(passkey_error(PasskeyError::Disabled, Step::Register));
     }
-    if let Err(refusal) = step_up(&app, &user, &principal, code.as_ref(), &address).await {
+    let methods = app.engine().mfa_methods(user.id).await?;
+    if let Err(refusal) = step_up(&app, &user, methods, &principal, code.as_ref(), &address).await {
         return Ok(step_up_answer(refusal));
     }
     let c = app
@@ -292,7 +293,8 @@ pub async fn remove(
     {
         return Err(no_such_passkey());
     }
-    if let Err(refusal) = step_up(&app, &user, &principal, code.as_ref(), &address).await {
+    let methods = app.engine().mfa_methods(user.id).await?;
+    if let Err(refusal) = step_up(&app, &user, methods, &principal, code.as_ref(), &address).await {
         return Ok(step_up_answer(refusal));
     }
     if !app.engine().remove_passkey(user.id, &id).await? {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{AccountError, Auth, LoginError};
+use super::{AccountError, Auth, LoginError, ThrottlePolicy};
 use crate::attempts::{AttemptLimit, Reservation, Settlement};
 use crate::b64;
 use crate::clock::UnixTime;
@@ -35,6 +35,35 @@ impl Guess {
             Self::Password => "acct",
             Self::Code => "code",
         }
+    }
+}
+
+/// The counters one attempt counts on: its account's (of its [`Guess`]) and its address's.
+struct AttemptKeys {
+    account: String,
+    address: String,
+}
+
+impl AttemptKeys {
+    fn new(guess: Guess, username: &str, address: &str) -> Self {
+        Self {
+            account: throttle_key(guess.account_kind(), username),
+            address: throttle_key("addr", address),
+        }
+    }
+
+    /// The account's limit and the address's, under `policy`.
+    fn limits(&self, policy: &ThrottlePolicy) -> [AttemptLimit<'_>; 2] {
+        [
+            AttemptLimit {
+                key: &self.account,
+                max: policy.per_account,
+            },
+            AttemptLimit {
+                key: &self.address,
+                max: policy.per_address,
+            },
+        ]
     }
 }
 
@@ -101,18 +130,9 @@ impl Auth {
         address: &str,
         outcome: Option<T>,
     ) -> Result<Option<T>, LoginError> {
-        let policy = self.config.throttle;
-        let window = policy.attempt_window();
-        let account_key = throttle_key(guess.account_kind(), username);
-        let address_key = throttle_key("addr", address);
-        let account = AttemptLimit {
-            key: &account_key,
-            max: policy.per_account,
-        };
-        let address = AttemptLimit {
-            key: &address_key,
-            max: policy.per_address,
-        };
+        let window = self.config.throttle.attempt_window();
+        let keys = AttemptKeys::new(guess, username, address);
+        let [account, address] = keys.limits(&self.config.throttle);
         let settlements = if outcome.is_some() {
             [
                 (account, Settlement::Cleared),
@@ -146,19 +166,10 @@ impl Auth {
         address: &str,
         check: impl Future<Output = Result<Option<T>, LoginError>>,
     ) -> Result<Option<T>, LoginError> {
-        let policy = self.config.throttle;
-        let window = policy.attempt_window();
-        let account_key = throttle_key(guess.account_kind(), username);
-        let address_key = throttle_key("addr", address);
-        let account = AttemptLimit {
-            key: &account_key,
-            max: policy.per_account,
-        };
-        let address = AttemptLimit {
-            key: &address_key,
-            max: policy.per_address,
-        };
-        let limits = [account, address];
+        let window = self.config.throttle.attempt_window();
+        let keys = AttemptKeys::new(guess, username, address);
+        let limits = keys.limits(&self.config.throttle);
+        let [account, address] = limits;
         let waiting_since = std::time::Instant::now();
         loop {
             let now = self.now();

@@ -318,12 +318,14 @@ pub async fn totp_begin(
         };
         page(&app, &principal, &user, StatusCode::CONFLICT, extra).await
     };
-    match app.engine().mfa_methods(user.id).await {
+    let methods = match app.engine().mfa_methods(user.id).await {
         Ok(m) if m.totp => return already().await,
-        Ok(_) => {}
+        Ok(m) => m,
         Err(e) => return store_failure(&app, &e),
-    }
-    if let Err(refusal) = step_up(&app, &user, &principal, Some(&form.code), &address).await {
+    };
+    if let Err(refusal) =
+        step_up(&app, &user, methods, &principal, Some(&form.code), &address).await
+    {
         return refused(&app, &principal, &user, refusal).await;
     }
     match app.engine().begin_totp(&user, issuer(&app)).await {
@@ -485,7 +487,13 @@ pub async fn totp_remove(
         };
         return page(&app, &principal, &user, StatusCode::NOT_FOUND, extra).await;
     }
-    if let Err(refusal) = step_up(&app, &user, &principal, Some(&form.code), &address).await {
+    let methods = match app.engine().mfa_methods(user.id).await {
+        Ok(m) => m,
+        Err(e) => return store_failure(&app, &e),
+    };
+    if let Err(refusal) =
+        step_up(&app, &user, methods, &principal, Some(&form.code), &address).await
+    {
         return refused(&app, &principal, &user, refusal).await;
     }
     if let Err(e) = app.engine().remove_totp(user.id).await {
@@ -517,8 +525,8 @@ pub async fn regenerate_codes(
     if form.code.is_too_long() {
         return too_long(&app, &principal, &user).await;
     }
-    match app.engine().mfa_methods(user.id).await {
-        Ok(m) if m.is_enrolled() => {}
+    let methods = match app.engine().mfa_methods(user.id).await {
+        Ok(m) if m.is_enrolled() => m,
         Ok(_) => {
             let extra = Extra {
                 error: Some(
@@ -529,8 +537,10 @@ pub async fn regenerate_codes(
             return page(&app, &principal, &user, StatusCode::CONFLICT, extra).await;
         }
         Err(e) => return store_failure(&app, &e),
-    }
-    if let Err(refusal) = step_up(&app, &user, &principal, Some(&form.code), &address).await {
+    };
+    if let Err(refusal) =
+        step_up(&app, &user, methods, &principal, Some(&form.code), &address).await
+    {
         return refused(&app, &principal, &user, refusal).await;
     }
     match app.engine().regenerate_recovery_codes(user.id).await {

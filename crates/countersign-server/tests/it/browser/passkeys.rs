@@ -6,7 +6,8 @@
 //! As a person would: log in with the password, add a passkey on `/account/security`
 //! (named, its recovery codes shown once); the password-only session cannot remove it
 //! without a code (the step-up rule), and removes it with a recovery code typed in the
-//! section's field; add it again (nothing asked once no factor is left), log out, "Sign in with a passkey" without a
+//! section's field; add it again (nothing asked once no factor is left), set up an
+//! authenticator app next to it with a recovery code typed into the set-up form, log out, "Sign in with a passkey" without a
 //! username, rename it, and log in with the password again, where `/login/mfa` now asks
 //! for the second step: "Use a passkey". Then what must be refused: a copy of the key whose signature
 //! counter is behind the server's (refused, logged, and the passkey page says so), and
@@ -259,7 +260,29 @@ async fn passkeys_register_sign_in_and_refuse_what_they_must() {
                     .is_empty(),
                 "a code field without a second factor"
             );
-            add_laptop(client).await?;
+            let codes = add_laptop(client).await?;
+            // An authenticator app next to the passkey is another factor: the set-up form
+            // asks this session for a code, and a recovery code shows the QR code.
+            client
+                .find(Locator::Id("setup-code"))
+                .await
+                .context("no code field on the set-up form")?
+                .send_keys(&codes[0])
+                .await?;
+            client
+                .find(Locator::XPath(
+                    "//button[normalize-space()='Set up an authenticator app']",
+                ))
+                .await?
+                .click()
+                .await?;
+            client
+                .wait()
+                .at_most(super::PATIENCE)
+                .for_element(Locator::Css("figure.qr svg"))
+                .await
+                .context("no QR code after the step-up")?;
+            screenshot(client, CASE, "totp-stepped-up.png").await?;
             let credential = only_credential(client, &authenticator).await?;
             ensure!(
                 credential["rpId"] == "localhost" && credential["isResidentCredential"] == true,
