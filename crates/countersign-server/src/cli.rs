@@ -273,6 +273,8 @@ pub struct UserSetRoleArgs {
 #[derive(Debug, Args)]
 pub struct SessionRevokeArgs {
     /// The session id, as `session list` prints it.
+    // base64url: one id in 64 starts with `-`, which is its value, not a flag.
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
     /// Where sessions are stored.
     #[command(flatten)]
@@ -449,7 +451,8 @@ pub struct KeysPruneArgs {
     #[command(flatten)]
     pub dir: KeyDirArgs,
     /// Drop only this retired key.
-    #[arg(long, value_name = "KID")]
+    // base64url: a kid may start with `-`.
+    #[arg(long, value_name = "KID", allow_hyphen_values = true)]
     pub kid: Option<String>,
     /// With `--kid`: drop it even though tokens it signed may still be valid (a leaked
     /// key: they stop verifying at once).
@@ -674,6 +677,41 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn ids_that_start_with_a_hyphen_are_values() {
+        // Session ids and kids are base64url: one in 64 starts with `-`.
+        for args in [
+            &["countersign", "session", "revoke", "-nX3_a"][..],
+            &[
+                "countersign",
+                "session",
+                "revoke",
+                "--data-dir",
+                "d",
+                "-nX3_a",
+            ],
+            &[
+                "countersign",
+                "session",
+                "revoke",
+                "-nX3_a",
+                "--data-dir",
+                "d",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Session(SessionCommand::Revoke(a)) = cli.command else {
+                panic!("{args:?}")
+            };
+            assert_eq!(a.id, "-nX3_a", "{args:?}");
+        }
+        let cli = Cli::try_parse_from(["countersign", "keys", "prune", "--kid", "-k1d"]).unwrap();
+        let Command::Keys(KeysCommand::Prune(a)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.kid.as_deref(), Some("-k1d"));
     }
 
     #[test]
