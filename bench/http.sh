@@ -24,7 +24,9 @@
 #            with a session cookie against GET /healthz on the same instance (interleaved
 #            rounds); then nginx serving a static location with `auth_request` to it against
 #            the same location with no auth (interleaved rounds): the ratio and the latency
-#            auth adds per request
+#            auth adds per request; and, as the ceiling of that ratio on this machine, the
+#            same auth_request to a null auth server (a second nginx answering every
+#            subrequest 200 with a Remote-User header and no work at all)
 # and prints each as requests/s and as a ratio. Usage: bash bench/http.sh [seconds] [connections]
 # Needs wrk (installed from Debian's packages if missing) and the Python venv (scripts/pyenv.sh).
 # The scale-out rows need PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432/test;
@@ -347,6 +349,30 @@ else
   chmod o+x "$WORK" "$NGINX_DIR"
   chmod -R o+rX "$NGINX_DIR/www"
   NGINX_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  NULL_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  # The null auth server: what auth_request costs when the auth server does nothing. Its
+  # own nginx (one worker), so it does not share the front nginx's worker.
+  NULL_DIR="$WORK/nginx-null"
+  mkdir -p "$NULL_DIR"
+  chmod o+x "$NULL_DIR"
+  cat >"$NULL_DIR/nginx.conf" <<NGINX
+worker_processes 1;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path client_body_temp;
+  proxy_temp_path proxy_temp;
+  fastcgi_temp_path fastcgi_temp;
+  uwsgi_temp_path uwsgi_temp;
+  scgi_temp_path scgi_temp;
+  server {
+    listen 127.0.0.1:$NULL_PORT;
+    location / { add_header Remote-User bench; return 200; }
+  }
+}
+NGINX
+  "$NGINX_BIN" -p "$NULL_DIR" -c "$NULL_DIR/nginx.conf" -g "daemon off; pid $NULL_DIR/nginx.pid; error_log $NULL_DIR/error.log;" &
+  PIDS+=($!)
   # The auth_request part of docs/forward-auth/nginx.conf, in front of files instead of an app.
   cat >"$NGINX_DIR/nginx.conf" <<NGINX
 worker_processes 1;
@@ -359,6 +385,7 @@ http {
   uwsgi_temp_path uwsgi_temp;
   scgi_temp_path scgi_temp;
   upstream countersign { server $ADDR_FA; keepalive 64; }
+  upstream null_auth { server 127.0.0.1:$NULL_PORT; keepalive 64; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
     root $NGINX_DIR/www;
@@ -367,6 +394,22 @@ http {
       auth_request /.countersign/request;
       auth_request_set \$countersign_user \$upstream_http_remote_user;
       add_header X-User \$countersign_user;
+    }
+    location /null/ {
+      alias $NGINX_DIR/www/protected/;
+      auth_request /.null/request;
+      auth_request_set \$countersign_user \$upstream_http_remote_user;
+      add_header X-User \$countersign_user;
+    }
+    location = /.null/request {
+      internal;
+      proxy_pass http://null_auth/auth/request;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL \$scheme://\$http_host\$request_uri;
+      proxy_set_header X-Original-Method \$request_method;
     }
     location = /.countersign/request {
       internal;
@@ -388,6 +431,8 @@ NGINX
     || { cat "$NGINX_DIR/error.log"; echo "nginx with auth_request did not answer 200" >&2; exit 1; }
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NGINX_PORT/protected/index.html")" = 401 ] \
     || { echo "nginx with auth_request let an anonymous request through" >&2; exit 1; }
+  [ "$(curl -s -D - -o /dev/null "http://127.0.0.1:$NGINX_PORT/null/index.html" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-user" { print $2 }')" = bench ] \
+    || { cat "$NGINX_DIR/error.log" "$NULL_DIR/error.log"; echo "nginx with auth_request to the null auth server did not answer with its user" >&2; exit 1; }
 fi
 : >"$WORK/fwd-rounds"
 for round in $(seq "$ROUNDS"); do
@@ -396,13 +441,14 @@ for round in $(seq "$ROUNDS"); do
   if [ -z "$FWD_SKIP" ]; then
     read -r ns nsl < <(DUR=$ROUND_SECONDS rps_lat "http://127.0.0.1:$NGINX_PORT/static/index.html" "Cookie: $FA_COOKIE")
     read -r na nal < <(DUR=$ROUND_SECONDS rps_lat "http://127.0.0.1:$NGINX_PORT/protected/index.html" "Cookie: $FA_COOKIE")
+    nn="$(DUR=$ROUND_SECONDS rps "http://127.0.0.1:$NGINX_PORT/null/index.html" "Cookie: $FA_COOKIE")"
   else
-    ns=1; nsl=0; na=1; nal=0
+    ns=1; nsl=0; na=1; nal=0; nn=1
   fi
-  echo "$h $f $ns $na $nsl $nal" >>"$WORK/fwd-rounds"
-  echo "forward round $round: healthz $h, auth/request $f, nginx static $ns (${nsl}µs), nginx auth_request $na (${nal}µs)" >&2
+  echo "$h $f $ns $na $nsl $nal $nn" >>"$WORK/fwd-rounds"
+  echo "forward round $round: healthz $h, auth/request $f, nginx static $ns (${nsl}µs), nginx auth_request $na (${nal}µs), to the null auth server $nn" >&2
 done
-read -r FA_HEALTH FA_AUTH FA_R NG_STATIC NG_AUTH NG_R NG_ADDED NG_COST < <("$PY" - "$WORK/fwd-rounds" <<'PYEOF'
+read -r FA_HEALTH FA_AUTH FA_R NG_STATIC NG_AUTH NG_R NG_ADDED NG_COST NG_NULL NG_NULL_R NG_OF_NULL < <("$PY" - "$WORK/fwd-rounds" <<'PYEOF'
 import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 med = statistics.median
@@ -411,8 +457,10 @@ added = med([r[5] - r[4] for r in rows])
 # What auth adds to each request in machine time: the difference of the time per request
 # (1 / throughput) with and without it, every process sharing the same cores.
 cost = med([1e6 / r[3] - 1e6 / r[2] for r in rows])
+nn = med([r[6] for r in rows])
 print(f"{h:.2f} {f:.2f} {med([r[1] / r[0] for r in rows]):.2f} {ns:.2f} {na:.2f} "
-      f"{med([r[3] / r[2] for r in rows]):.2f} {added:.0f} {cost:.1f}")
+      f"{med([r[3] / r[2] for r in rows]):.2f} {added:.0f} {cost:.1f} "
+      f"{nn:.2f} {med([r[6] / r[2] for r in rows]):.2f} {med([r[3] / r[6] for r in rows]):.2f}")
 PYEOF
 )
 
@@ -495,6 +543,7 @@ if [ -n "$FWD_SKIP" ]; then
 else
   printf '%-34s %12s   %s\n' "nginx static, no auth" "$NG_STATIC" "1.00"
   printf '%-34s %12s   %s\n' "nginx static + auth_request" "$NG_AUTH" "$NG_R of no auth, +${NG_COST} µs of machine time and +${NG_ADDED} µs mean latency (at $CONNS connections) per request (medians of $ROUNDS rounds; goal >= 0.5)"
+  printf '%-34s %12s   %s\n' "  … to a null auth server" "$NG_NULL" "$NG_NULL_R of no auth: the ceiling of the row above on this machine (nginx's own subrequest); countersign reaches $NG_OF_NULL of it"
 fi
 if [ -s "$WORK/errors" ]; then
   echo "non-2xx answers:"
