@@ -349,6 +349,30 @@ else
   chmod o+x "$WORK" "$NGINX_DIR"
   chmod -R o+rX "$NGINX_DIR/www"
   NGINX_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  # The start of each nginx configuration: one worker, no access log, temporary files
+  # under the prefix.
+  nginx_head() {
+    printf '%s\n' "worker_processes 1;" "events { worker_connections 1024; }" "http {" \
+      "  access_log off;" "  client_body_temp_path client_body_temp;" \
+      "  proxy_temp_path proxy_temp;" "  fastcgi_temp_path fastcgi_temp;" \
+      "  uwsgi_temp_path uwsgi_temp;" "  scgi_temp_path scgi_temp;"
+  }
+  # subrequest_location PATH UPSTREAM: the internal location auth_request asks, as in
+  # docs/forward-auth/nginx.conf.
+  subrequest_location() {
+    cat <<NGINX
+    location = $1 {
+      internal;
+      proxy_pass http://$2/auth/request;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL \$scheme://\$http_host\$request_uri;
+      proxy_set_header X-Original-Method \$request_method;
+    }
+NGINX
+  }
   NULL_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   # The null auth server: what auth_request costs when the auth server does nothing. Its
   # own nginx (one worker), so it does not share the front nginx's worker.
@@ -356,15 +380,7 @@ else
   mkdir -p "$NULL_DIR"
   chmod o+x "$NULL_DIR"
   cat >"$NULL_DIR/nginx.conf" <<NGINX
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path client_body_temp;
-  proxy_temp_path proxy_temp;
-  fastcgi_temp_path fastcgi_temp;
-  uwsgi_temp_path uwsgi_temp;
-  scgi_temp_path scgi_temp;
+$(nginx_head)
   server {
     listen 127.0.0.1:$NULL_PORT;
     location / { add_header Remote-User bench; return 200; }
@@ -375,15 +391,7 @@ NGINX
   PIDS+=($!)
   # The auth_request part of docs/forward-auth/nginx.conf, in front of files instead of an app.
   cat >"$NGINX_DIR/nginx.conf" <<NGINX
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path client_body_temp;
-  proxy_temp_path proxy_temp;
-  fastcgi_temp_path fastcgi_temp;
-  uwsgi_temp_path uwsgi_temp;
-  scgi_temp_path scgi_temp;
+$(nginx_head)
   upstream countersign { server $ADDR_FA; keepalive 64; }
   upstream null_auth { server 127.0.0.1:$NULL_PORT; keepalive 64; }
   server {
@@ -401,26 +409,8 @@ http {
       auth_request_set \$countersign_user \$upstream_http_remote_user;
       add_header X-User \$countersign_user;
     }
-    location = /.null/request {
-      internal;
-      proxy_pass http://null_auth/auth/request;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URL \$scheme://\$http_host\$request_uri;
-      proxy_set_header X-Original-Method \$request_method;
-    }
-    location = /.countersign/request {
-      internal;
-      proxy_pass http://countersign/auth/request;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URL \$scheme://\$http_host\$request_uri;
-      proxy_set_header X-Original-Method \$request_method;
-    }
+$(subrequest_location /.null/request null_auth)
+$(subrequest_location /.countersign/request countersign)
   }
 }
 NGINX
