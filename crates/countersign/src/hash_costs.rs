@@ -697,7 +697,14 @@ mod tests {
 
     fn pbkdf2_hash(iterations: u32) -> String {
         let mut out = [0u8; 32];
-        pbkdf2::pbkdf2::<hmac::Hmac<sha2::Sha256>>(PW, b"saltsalt", iterations, &mut out).unwrap();
+        let rounds = std::num::NonZeroU32::new(iterations).unwrap();
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+            rounds,
+            b"saltsalt",
+            PW,
+            &mut out,
+        );
         let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
         format!("pbkdf2:sha256:{iterations}$saltsalt${hex}")
     }

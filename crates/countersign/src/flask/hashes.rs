@@ -33,8 +33,6 @@
 
 use std::fmt;
 
-use hmac::Hmac;
-use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 /// The most pbkdf2 iterations accepted (Werkzeug 3.1's default).
@@ -439,23 +437,18 @@ impl<'a> LegacyHash<'a> {
                 salt,
                 expected,
             } => {
-                let mut out = zeroize::Zeroizing::new(vec![0u8; expected.len()]);
-                let derived = match digest {
-                    Digest::Sha256 => pbkdf2::pbkdf2::<Hmac<Sha256>>(
-                        password,
-                        salt.as_bytes(),
-                        *iterations,
-                        &mut out,
-                    ),
-                    Digest::Sha512 => pbkdf2::pbkdf2::<Hmac<Sha512>>(
-                        password,
-                        salt.as_bytes(),
-                        *iterations,
-                        &mut out,
-                    ),
+                // ring's PBKDF2, not a generic one: the same arithmetic, and a debug build
+                // (the end-to-end tests) runs it at full speed instead of seconds per check.
+                let algorithm = match digest {
+                    Digest::Sha256 => ring::pbkdf2::PBKDF2_HMAC_SHA256,
+                    Digest::Sha512 => ring::pbkdf2::PBKDF2_HMAC_SHA512,
                 };
-                // Refuses only an output length out of range, before any work.
-                derived.ok()?;
+                let iterations = std::num::NonZeroU32::new(*iterations)?;
+                if expected.is_empty() {
+                    return None;
+                }
+                let mut out = zeroize::Zeroizing::new(vec![0u8; expected.len()]);
+                ring::pbkdf2::derive(algorithm, iterations, salt.as_bytes(), password, &mut out);
                 Some(out.ct_eq(expected).into())
             }
             // The crate compares in constant time. Its only refusals (a malformed string,
