@@ -141,11 +141,23 @@ impl Auth {
         } else {
             [(account, Settlement::Failed), (address, Settlement::Failed)]
         };
+        self.admitted(|now| self.store.record_attempt(&settlements, window, now))
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Ask the store (`ask`, at the time it is given) until it admits the attempt or
+    /// refuses it; a full attempt table is asked again every [`FULL_PAUSE`] for up to
+    /// [`FULL_WAIT`].
+    async fn admitted<F>(&self, ask: impl Fn(UnixTime) -> F) -> Result<(), LoginError>
+    where
+        F: Future<Output = Result<Reservation, StoreError>>,
+    {
         let waiting_since = std::time::Instant::now();
         loop {
             let now = self.now();
-            match self.store.record_attempt(&settlements, window, now).await? {
-                Reservation::Admitted => return Ok(outcome),
+            match ask(now).await? {
+                Reservation::Admitted => return Ok(()),
                 Reservation::Refused { until } => {
                     return Err(LoginError::Throttled {
                         retry_after: (until.secs() - now.secs()).max(1),
@@ -154,6 +166,7 @@ impl Auth {
                 Reservation::Full if waiting_since.elapsed() >= FULL_WAIT => {
                     return Err(LoginError::Throttled { retry_after: 1 });
                 }
+                // Not `_`: a kind added to the store's answers later must be decided here.
                 Reservation::Full => tokio::time::sleep(FULL_PAUSE).await,
             }
         }
@@ -170,23 +183,8 @@ impl Auth {
         let keys = AttemptKeys::new(guess, username, address);
         let limits = keys.limits(&self.config.throttle);
         let [account, address] = limits;
-        let waiting_since = std::time::Instant::now();
-        loop {
-            let now = self.now();
-            match self.store.reserve_attempt(&limits, window, now).await? {
-                Reservation::Admitted => break,
-                Reservation::Refused { until } => {
-                    return Err(LoginError::Throttled {
-                        retry_after: (until.secs() - now.secs()).max(1),
-                    });
-                }
-                Reservation::Full if waiting_since.elapsed() >= FULL_WAIT => {
-                    return Err(LoginError::Throttled { retry_after: 1 });
-                }
-                // Not `_`: a kind added to the store's answers later must be decided here.
-                Reservation::Full => tokio::time::sleep(FULL_PAUSE).await,
-            }
-        }
+        self.admitted(|now| self.store.reserve_attempt(&limits, window, now))
+            .await?;
         let outcome = check.await;
         let (on_account, on_address) = match &outcome {
             Ok(Some(_)) => (Settlement::Cleared, Settlement::Released),
